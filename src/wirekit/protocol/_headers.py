@@ -1,0 +1,158 @@
+"""Headers: an ordered, case-insensitive multi-dict of ``str`` names and values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Any, TypeAlias, overload
+
+HeaderItems: TypeAlias = "Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None"
+
+_MISSING: Any = object()
+
+
+class Headers(MutableMapping[str, str]):
+    """Case-insensitive header mapping that keeps every value of a repeated header.
+
+    ``h[name]`` joins repeated values with ``", "`` (as requests does); ``h.get_list(name)`` returns them one
+    by one (use it for ``Set-Cookie``). Iteration yields each name once, in the case it was first given.
+    Values are ``str``; on the wire they are Latin-1 (RFC 9110 section 5.5).
+    """
+
+    __slots__ = ("_store",)
+
+    _store: dict[str, list[str]]  # lower name -> [name as given, value, value, ...]
+
+    def __init__(self, headers: HeaderItems = None, **kwargs: str) -> None:
+        self._store = {}
+        if headers is not None:
+            if isinstance(headers, Headers):
+                self._store = {k: v[:] for k, v in headers._store.items()}
+            elif isinstance(headers, Mapping):
+                for key, value in headers.items():
+                    self[key] = value
+            else:
+                for key, value in headers:
+                    self.add(key, value)
+        for key, value in kwargs.items():
+            self[key] = value
+
+    @classmethod
+    def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """Build from ``(name, value)`` byte pairs as they came off the wire (decoded as Latin-1)."""
+        self = cls.__new__(cls)
+        store: dict[str, list[str]] = {}
+        for bname, bvalue in raw:
+            name = bname.decode("latin-1")
+            key = name.lower()
+            entry = store.get(key)
+            if entry is None:
+                store[key] = [name, bvalue.decode("latin-1")]
+            else:
+                entry.append(bvalue.decode("latin-1"))
+        self._store = store
+        return self
+
+    # -- Mapping ---------------------------------------------------------------------------------
+    def __getitem__(self, key: str) -> str:
+        entry = self._store[key.lower()]
+        return entry[1] if len(entry) == 2 else ", ".join(entry[1:])
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if not isinstance(value, str):
+            value = _coerce(key, value)
+        self._store[key.lower()] = [key, value]
+
+    def __delitem__(self, key: str) -> None:
+        del self._store[key.lower()]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._store
+
+    def __iter__(self) -> Iterator[str]:
+        return (entry[0] for entry in self._store.values())
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+    @overload
+    def get(self, key: str, /, default: str) -> str: ...
+    @overload
+    def get(self, key: str, /, default: Any) -> Any: ...
+    def get(self, key: str, /, default: Any = None) -> Any:
+        entry = self._store.get(key.lower())
+        if entry is None:
+            return default
+        return entry[1] if len(entry) == 2 else ", ".join(entry[1:])
+
+    def pop(self, key: str, default: Any = _MISSING) -> Any:
+        entry = self._store.pop(key.lower(), None)
+        if entry is None:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        return entry[1] if len(entry) == 2 else ", ".join(entry[1:])
+
+    def setdefault(self, key: str, default: str = "") -> str:
+        entry = self._store.get(key.lower())
+        if entry is None:
+            self[key] = default
+            return default
+        return entry[1] if len(entry) == 2 else ", ".join(entry[1:])
+
+    # -- multi-values ----------------------------------------------------------------------------
+    def add(self, key: str, value: str) -> None:
+        """Add a value, keeping the ones already there (for headers that repeat, like Set-Cookie)."""
+        if not isinstance(value, str):
+            value = _coerce(key, value)
+        entry = self._store.get(key.lower())
+        if entry is None:
+            self._store[key.lower()] = [key, value]
+        else:
+            entry.append(value)
+
+    def get_list(self, key: str) -> list[str]:
+        """Every value of ``key``, in order; ``[]`` when absent."""
+        entry = self._store.get(key.lower())
+        return entry[1:] if entry is not None else []
+
+    getlist = get_list  # urllib3's spelling
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)`` pair, repeated headers one pair each."""
+        return [(entry[0], value) for entry in self._store.values() for value in entry[1:]]
+
+    def lower_items(self) -> Iterator[tuple[str, str]]:
+        """``(lower-case name, joined value)`` pairs, as requests' CaseInsensitiveDict offers."""
+        for key, entry in self._store.items():
+            yield key, entry[1] if len(entry) == 2 else ", ".join(entry[1:])
+
+    def copy(self) -> Headers:
+        new = Headers.__new__(Headers)
+        new._store = {k: v[:] for k, v in self._store.items()}
+        return new
+
+    __copy__ = copy
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return dict(other.lower_items()) == dict(self.lower_items())
+        if isinstance(other, Mapping):
+            return dict(Headers(other).lower_items()) == dict(self.lower_items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self.items())!r})"
+
+
+def _coerce(key: str, value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    from wirekit.exceptions import InvalidHeader
+
+    raise InvalidHeader(f"Header {key!r} must be str or bytes, not {type(value).__name__}")

@@ -1,5 +1,43 @@
-"""Sans-IO HTTP/1.1: feed bytes in, take events out, serialize events to bytes. No sockets here."""
+"""Sans-IO HTTP/1.1: feed bytes in, take events out, serialize events to bytes.
 
+Nothing in this package does I/O or imports socket, ssl, asyncio or threading (a test checks), so every
+behaviour is tested by feeding bytes, and the sync client, the async client and the servers share it.
+"""
+
+from wirekit.protocol._connection import CLIENT, SERVER, Connection, Limits, Role, State
+from wirekit.protocol._events import (
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    InformationalResponse,
+    Request,
+    Response,
+    Sentinel,
+)
 from wirekit.protocol._headers import Headers
+from wirekit.protocol._status import reason_phrase
 
-__all__ = ["Headers"]
+NEED_DATA = Sentinel.NEED_DATA
+PAUSED = Sentinel.PAUSED
+
+__all__ = [
+    "CLIENT",
+    "NEED_DATA",
+    "PAUSED",
+    "SERVER",
+    "Connection",
+    "ConnectionClosed",
+    "Data",
+    "EndOfMessage",
+    "Event",
+    "Headers",
+    "InformationalResponse",
+    "Limits",
+    "Request",
+    "Response",
+    "Role",
+    "Sentinel",
+    "State",
+    "reason_phrase",
+]

@@ -58,9 +58,7 @@ class Headers(MutableMapping[str, str]):
         return entry[1] if len(entry) == 2 else ", ".join(entry[1:])
 
     def __setitem__(self, key: str, value: str) -> None:
-        if not isinstance(value, str):
-            value = _coerce(key, value)
-        self._store[key.lower()] = [key, value]
+        self._store[key.lower()] = [key, value if value.__class__ is str else _coerce(key, value)]
 
     def __delitem__(self, key: str) -> None:
         del self._store[key.lower()]
@@ -104,8 +102,7 @@ class Headers(MutableMapping[str, str]):
     # -- multi-values ----------------------------------------------------------------------------
     def add(self, key: str, value: str) -> None:
         """Add a value, keeping the ones already there (for headers that repeat, like Set-Cookie)."""
-        if not isinstance(value, str):
-            value = _coerce(key, value)
+        value = value if value.__class__ is str else _coerce(key, value)
         entry = self._store.get(key.lower())
         if entry is None:
             self._store[key.lower()] = [key, value]

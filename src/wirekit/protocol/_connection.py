@@ -1,0 +1,652 @@
+"""One HTTP/1.1 connection, client or server side, with no I/O.
+
+Feed the bytes you read with ``receive_data`` (``b""`` for end of file), pull events with ``next_event``, and
+turn the events you want to send into bytes with ``send``. llhttp (through httptools) does the parsing; this
+module adds what llhttp leaves to its caller: the state machine of RFC 9112 (keep-alive, pipelining,
+``start_next_cycle``), size limits, the Host check, no body for HEAD and CONNECT answers, 1xx interim
+responses, Expect: 100-continue, body-until-close framing, and the serializer.
+
+Each side of the conversation has a state::
+
+    IDLE --head--> SEND_BODY --EndOfMessage--> DONE --start_next_cycle()--> IDLE
+                                          \\-> MUST_CLOSE (keep-alive off, or body framed by close)
+    any --error--> ERROR;  CONNECT 2xx --> SWITCHED_PROTOCOL (the rest is a tunnel: trailing_data)
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+
+from wirekit.exceptions import LocalProtocolError, RemoteProtocolError
+from wirekit.protocol._events import (
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    InformationalResponse,
+    Request,
+    Response,
+    Sentinel,
+)
+from wirekit.protocol._headers import Headers
+
+__all__ = ["CLIENT", "SERVER", "Connection", "Limits", "Role", "State"]
+
+
+class Role(enum.Enum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+CLIENT = Role.CLIENT
+SERVER = Role.SERVER
+
+
+class State(enum.Enum):
+    IDLE = "IDLE"
+    SEND_BODY = "SEND_BODY"
+    DONE = "DONE"
+    MUST_CLOSE = "MUST_CLOSE"
+    SWITCHED_PROTOCOL = "SWITCHED_PROTOCOL"
+    ERROR = "ERROR"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits on what the peer may send; past one, a ``RemoteProtocolError`` with the status to answer.
+
+    The defaults follow common servers (nginx: 8 KiB lines; Node.js: 16 KiB heads; 100 fields).
+    """
+
+    max_start_line: int = 8 * 1024  # request-line (414) or status-line
+    max_field_size: int = 8 * 1024  # one header field line (431)
+    max_fields: int = 100  # header fields in one head (431)
+    max_head_size: int = 64 * 1024  # the whole header block (431)
+    max_body_size: int | None = None  # bytes of one message body (413); None: no limit
+
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]").search
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+_GOOD_NAMES: set[str] = set()  # names already checked, so the common ones cost one set lookup
+
+
+def _check_name(name: str) -> None:
+    if _TOKEN(name.encode("latin-1", "replace")) is None:
+        raise LocalProtocolError(f"invalid header name {name!r}")
+    if len(_GOOD_NAMES) < 1024:
+        _GOOD_NAMES.add(name)
+
+
+def _serialize_head(start_line: str, headers: Headers) -> bytes:
+    parts = [start_line]
+    for entry in headers._store.values():
+        name = entry[0]
+        if name not in _GOOD_NAMES:
+            _check_name(name)
+        for value in entry[1:]:
+            if _BAD_VALUE(value) is not None:
+                raise LocalProtocolError(
+                    f"invalid header value for {name!r}: control characters (CR, LF, NUL) are not allowed"
+                )
+            parts.append(f"{name}: {value}\r\n")
+    parts.append("\r\n")
+    try:
+        return "".join(parts).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(
+            f"header not encodable as Latin-1: {exc.object[exc.start : exc.end]!r}"
+        ) from exc
+
+
+def _has_token(value: str | None, token: str) -> bool:
+    return value is not None and token in (t.strip().lower() for t in value.split(","))
+
+
+class _BodyWriter:
+    """Frames outgoing body bytes: by Content-Length, chunked, until close, or no body at all."""
+
+    __slots__ = ("kind", "remaining")
+
+    def __init__(self, kind: str, remaining: int = 0) -> None:
+        self.kind = kind  # "length" | "chunked" | "close" | "none" (silently drops data: answers to HEAD)
+        self.remaining = remaining
+
+    def write(self, data: bytes) -> bytes:
+        kind = self.kind
+        if kind == "length":
+            self.remaining -= len(data)
+            if self.remaining < 0:
+                raise LocalProtocolError("body is longer than its Content-Length")
+            return data
+        if kind == "chunked":
+            return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+        if kind == "close":
+            return data
+        return b""
+
+    def finish(self, trailers: Headers | None) -> bytes:
+        if self.kind == "length" and self.remaining:
+            raise LocalProtocolError(f"body is {self.remaining} bytes shorter than its Content-Length")
+        if self.kind == "chunked":
+            if trailers:
+                return b"0\r\n" + _serialize_head("", trailers)
+            return b"0\r\n\r\n"
+        if trailers:
+            raise LocalProtocolError("trailers need a chunked body")
+        return b""
+
+
+class Connection:
+    """The state of one HTTP/1.1 connection for one role (``CLIENT`` or ``SERVER``)."""
+
+    def __init__(self, role: Role, *, limits: Limits | None = None) -> None:
+        self.role = role
+        self.limits = limits or Limits()
+        self.our_state = State.IDLE
+        self.their_state = State.IDLE
+        self.their_http_version: str | None = None
+        self.they_are_waiting_for_100_continue = False
+        self._events: deque[Event | ProtocolErrorItem] = deque()
+        self._writer: _BodyWriter | None = None
+        self._our_keep_alive = True
+        self._their_keep_alive = True
+        self._request_method = ""  # client: the method we sent; server: the method they sent
+        self._head_only = False  # client: HEAD/CONNECT response, parsed from its header block alone
+        self._head_buf = b""
+        self._pending = b""  # bytes received while head-only, for the next cycle
+        self._trailing = b""
+        self._eof = False
+        self._failed: Exception | None = None
+        self._new_parser()
+
+    # -- public state --------------------------------------------------------------------------
+    @property
+    def trailing_data(self) -> bytes:
+        """Bytes received after a switch of protocol (a CONNECT tunnel); they belong to the new protocol."""
+        return self._trailing
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether both sides allow another request on this connection after the current one."""
+        return self._our_keep_alive and self._their_keep_alive
+
+    # -- receiving -----------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from the peer; ``b""`` means the peer closed its side."""
+        if self._eof:
+            if data:
+                raise LocalProtocolError("received data after end of file")
+            return
+        if not data:
+            self._eof = True
+            self._on_eof()
+            return
+        if self._failed is not None:
+            return
+        if self._head_only:
+            self._receive_head_only(data)
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        cb = self._cb
+        cb.unreported += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self._trailing = data[offset:]
+            cb.upgraded = True
+            return
+        except httptools.HttpParserError as exc:
+            self._fail(cb.error or _translate_parser_error(exc))
+            return
+        if cb.error is not None:
+            self._fail(cb.error)
+            return
+        if cb.in_head and cb.unreported > self.limits.max_field_size + self.limits.max_start_line:
+            self._fail(RemoteProtocolError("header line too long", status_hint=431))
+
+    def _receive_head_only(self, data: bytes) -> None:
+        buf = self._head_buf + data
+        while self._head_only:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > self.limits.max_head_size:
+                    self._fail(RemoteProtocolError("response head too large", status_hint=431))
+                self._head_buf = buf
+                return
+            head, buf = buf[: end + 4], buf[end + 4 :]
+            self._new_parser()
+            self._feed(head)
+            if self._failed is not None:
+                return
+            if not self._cb.interim_seen:
+                # A final response to HEAD or CONNECT: its head is the whole message.
+                self._cb.finish_head_only()
+                self._head_only = False
+        self._head_buf = b""
+        if self._cb.switched:
+            self._trailing = buf
+        else:
+            self._pending = buf
+
+    def _on_eof(self) -> None:
+        cb = self._cb
+        if self._failed is not None:
+            return
+        if self._head_only and self._head_buf:
+            self._fail(RemoteProtocolError("connection closed in the middle of a response head"))
+        elif cb.in_message:
+            if cb.until_close and not cb.in_head:
+                cb.until_close = False
+                cb.in_message = False
+                self._events.append(EndOfMessage(cb.trailers))
+                self._their_keep_alive = False
+            elif cb.in_head:
+                self._fail(RemoteProtocolError("connection closed in the middle of a message head"))
+            else:
+                self._fail(RemoteProtocolError("connection closed before the body was complete"))
+        else:
+            self._events.append(ConnectionClosed())
+
+    def _fail(self, error: Exception) -> None:
+        self._failed = error
+        self._events.append(ProtocolErrorItem(error))
+
+    def next_event(self) -> Event | Sentinel:
+        """The next event from the peer, ``NEED_DATA`` (feed more bytes) or ``PAUSED`` (message done)."""
+        their = self.their_state
+        if their is State.DONE or their is State.MUST_CLOSE or their is State.SWITCHED_PROTOCOL:
+            if their is State.MUST_CLOSE and self._events and isinstance(self._events[0], ConnectionClosed):
+                return self._events.popleft()  # type: ignore[return-value]
+            return Sentinel.PAUSED
+        if their is State.ERROR:
+            assert self._failed is not None
+            raise self._failed
+        if not self._events:
+            return Sentinel.NEED_DATA
+        event = self._events.popleft()
+        kind = type(event)
+        if kind is Data:
+            return event  # type: ignore[return-value]
+        if kind is EndOfMessage:
+            keep = self._their_keep_alive and self._message_keep_alive
+            self.their_state = State.DONE if keep else State.MUST_CLOSE
+            if self.role is SERVER:
+                self.they_are_waiting_for_100_continue = False
+            return event  # type: ignore[return-value]
+        if kind is Response or kind is Request:
+            self._start_their_message(event)  # type: ignore[arg-type]
+            return event  # type: ignore[return-value]
+        if kind is InformationalResponse:
+            if event.status_code == 101:  # type: ignore[union-attr]
+                self.their_state = State.SWITCHED_PROTOCOL
+            return event  # type: ignore[return-value]
+        if kind is ProtocolErrorItem:
+            self.their_state = State.ERROR
+            raise event.error  # type: ignore[union-attr]
+        return event  # type: ignore[return-value]  # ConnectionClosed
+
+    def _start_their_message(self, event: Request | Response) -> None:
+        self.their_state = State.SEND_BODY
+        self.their_http_version = event.http_version
+        self._message_keep_alive = self._cb.head_keep_alive.popleft() if self._cb.head_keep_alive else False
+        if self.role is SERVER:
+            assert isinstance(event, Request)
+            self._request_method = event.method
+            self.they_are_waiting_for_100_continue = event.http_version == "1.1" and _has_token(
+                event.headers.get("expect"), "100-continue"
+            )
+        elif self._request_method == "CONNECT" and 200 <= event.status_code < 300:  # type: ignore[union-attr]
+            self.their_state = State.SWITCHED_PROTOCOL
+            self.our_state = State.SWITCHED_PROTOCOL
+        if not self._message_keep_alive:
+            self._their_keep_alive = False
+
+    # -- sending -------------------------------------------------------------------------------
+    def send(self, event: Event) -> bytes:
+        """The bytes to write for ``event``. Raises ``LocalProtocolError`` if HTTP/1.1 forbids it now."""
+        kind = type(event)
+        try:
+            if kind is Data:
+                if self.our_state is not State.SEND_BODY or self._writer is None:
+                    raise LocalProtocolError(f"cannot send a body in state {self.our_state.name}")
+                return self._writer.write(event.data)  # type: ignore[union-attr]
+            if kind is EndOfMessage:
+                if self.our_state is not State.SEND_BODY or self._writer is None:
+                    raise LocalProtocolError(f"cannot end a message in state {self.our_state.name}")
+                out = self._writer.finish(event.headers)  # type: ignore[union-attr]
+                self._writer = None
+                self.our_state = State.DONE if self._our_keep_alive else State.MUST_CLOSE
+                return out
+            if kind is Request:
+                return self._send_request(event)  # type: ignore[arg-type]
+            if kind is Response or kind is InformationalResponse:
+                return self._send_response(event)  # type: ignore[arg-type]
+            if kind is ConnectionClosed:
+                self.our_state = State.MUST_CLOSE
+                return b""
+        except LocalProtocolError:
+            self.our_state = State.ERROR
+            raise
+        raise LocalProtocolError(f"cannot send {event!r}")
+
+    def _send_request(self, event: Request) -> bytes:
+        if self.role is not CLIENT:
+            raise LocalProtocolError("a server cannot send a request")
+        if self.our_state is not State.IDLE:
+            raise LocalProtocolError(f"cannot send a request in state {self.our_state.name}")
+        method, target, headers = event.method, event.target, event.headers
+        if _TOKEN(method.encode("latin-1", "replace")) is None:
+            raise LocalProtocolError(f"invalid method {method!r}")
+        if not target or _BAD_TARGET(target) is not None:
+            raise LocalProtocolError(f"invalid request target {target!r}")
+        store = headers._store
+        if "host" not in store and event.http_version == "1.1":
+            raise LocalProtocolError("an HTTP/1.1 request needs a Host header")
+        self._writer = _framing(store) or _BodyWriter("length", 0)
+        if "connection" in store and _has_token(headers.get("connection"), "close"):
+            self._our_keep_alive = False
+        self._request_method = method
+        self._head_only = method in {"HEAD", "CONNECT"}
+        out = _serialize_head(f"{method} {target} HTTP/{event.http_version}\r\n", headers)
+        self.our_state = State.SEND_BODY
+        if self._pending:  # bytes that came after the last response: parse them as an answer to this one
+            pending, self._pending = self._pending, b""
+            self.receive_data(pending)
+        return out
+
+    def _send_response(self, event: Response | InformationalResponse) -> bytes:
+        if self.role is not SERVER:
+            raise LocalProtocolError("a client cannot send a response")
+        if self.our_state is not State.IDLE:
+            raise LocalProtocolError(f"cannot send a response in state {self.our_state.name}")
+        if self.their_state is State.IDLE and self._failed is None:
+            raise LocalProtocolError("cannot answer before a request was received")
+        status, headers = event.status_code, event.headers
+        store = headers._store
+        reason = event.reason or _reason(status)
+        if isinstance(event, InformationalResponse):
+            if not 100 <= status < 200:
+                raise LocalProtocolError(f"an informational response needs a 1xx status, not {status}")
+            self.they_are_waiting_for_100_continue = False
+            return _serialize_head(f"HTTP/1.1 {status} {reason}\r\n", headers)
+        if not 200 <= status < 600:
+            raise LocalProtocolError(f"a final response needs a status from 200 to 599, not {status}")
+        if self._failed is not None or (self._cb.upgraded and self._request_method != "CONNECT"):
+            self._our_keep_alive = False
+        if "connection" in store and _has_token(headers.get("connection"), "close"):
+            self._our_keep_alive = False
+        head_request = self._request_method == "HEAD"
+        if status in _NO_BODY_STATUS or head_request or (self._request_method == "CONNECT" and status < 300):
+            writer = _BodyWriter("none")
+        else:
+            framing = _framing(store)
+            if framing is not None:
+                writer = framing
+            elif self.their_http_version == "1.1":
+                headers["Transfer-Encoding"] = "chunked"
+                writer = _BodyWriter("chunked")
+            else:
+                writer = _BodyWriter("close")
+                self._our_keep_alive = False
+        if not (self._our_keep_alive and self._their_keep_alive and self._message_keep_alive):
+            self._our_keep_alive = False
+            if not _has_token(headers.get("connection"), "close"):
+                headers["Connection"] = "close"
+        self._writer = writer
+        self.our_state = State.SEND_BODY
+        out = _serialize_head(f"HTTP/1.1 {status} {reason}\r\n", headers)
+        if self._request_method == "CONNECT" and 200 <= status < 300:
+            # The tunnel is open: what follows on both sides is not HTTP (trailing_data holds its start).
+            self._writer = None
+            self.our_state = self.their_state = State.SWITCHED_PROTOCOL
+        return out
+
+    # -- cycles --------------------------------------------------------------------------------
+    def start_next_cycle(self) -> None:
+        """After a complete request and response on a keep-alive connection, get ready for the next pair."""
+        if self.our_state is not State.DONE or self.their_state is not State.DONE:
+            ours, theirs = self.our_state.name, self.their_state.name
+            raise LocalProtocolError(f"not ready for another request: we are {ours}, they are {theirs}")
+        self.our_state = State.IDLE
+        self.their_state = State.IDLE
+        self._request_method = ""
+        if self.role is CLIENT and self._cb.fresh_parser_needed:
+            self._new_parser()
+
+    def send_failed(self) -> None:
+        """Tell the connection that writing to the peer failed: it cannot be used again."""
+        self.our_state = State.ERROR
+
+    # -- parser plumbing -----------------------------------------------------------------------
+    def _new_parser(self) -> None:
+        self._cb = _Callbacks(self)
+        if self.role is CLIENT:
+            self._parser: httptools.HttpResponseParser | httptools.HttpRequestParser = (
+                httptools.HttpResponseParser(self._cb)
+            )
+        else:
+            self._parser = httptools.HttpRequestParser(self._cb)
+        self._cb.parser = self._parser
+        self._message_keep_alive = True
+
+
+class ProtocolErrorItem:
+    """An error queued behind the events that parsed fine before it, raised when it is reached."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _framing(store: dict[str, list[str]]) -> _BodyWriter | None:
+    """The body framing the headers declare; None when they declare none."""
+    te = store.get("transfer-encoding")
+    if te is not None:
+        if not _has_token(", ".join(te[1:]).rsplit(",", 1)[-1], "chunked"):
+            raise LocalProtocolError("a Transfer-Encoding must end with chunked")
+        if "content-length" in store:
+            raise LocalProtocolError("Content-Length and Transfer-Encoding together")
+        return _BodyWriter("chunked")
+    cl = store.get("content-length")
+    if cl is not None:
+        if len(cl) != 2 or not cl[1].isdigit():
+            raise LocalProtocolError(f"invalid Content-Length {', '.join(cl[1:])!r}")
+        return _BodyWriter("length", int(cl[1]))
+    return None
+
+
+def _reason(status: int) -> str:
+    from wirekit.protocol._status import reason_phrase
+
+    return reason_phrase(status)
+
+
+def _translate_parser_error(exc: Exception) -> RemoteProtocolError:
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, httptools.HttpParserInvalidURLError):
+        return RemoteProtocolError(f"invalid request target: {message}")
+    if isinstance(exc, httptools.HttpParserInvalidMethodError):
+        return RemoteProtocolError(f"invalid method: {message}", status_hint=501)
+    if "Transfer-Encoding" in message and "invalid" in message.lower():
+        return RemoteProtocolError(message, status_hint=501)
+    return RemoteProtocolError(message)
+
+
+class _Callbacks:
+    """The methods llhttp calls while parsing; they turn spans into events and enforce the limits."""
+
+    __slots__ = (
+        "body_size",
+        "conn",
+        "error",
+        "fresh_parser_needed",
+        "head_keep_alive",
+        "head_size",
+        "in_head",
+        "in_message",
+        "interim",
+        "interim_seen",
+        "limits",
+        "parser",
+        "raw",
+        "reason",
+        "switched",
+        "trailers",
+        "unreported",
+        "until_close",
+        "upgraded",
+        "url",
+    )
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.parser: Any = None
+        self.limits = conn.limits
+        self.error: RemoteProtocolError | None = None
+        self.raw: list[tuple[bytes, bytes]] = []
+        self.url = b""
+        self.reason = b""
+        self.in_head = False
+        self.in_message = False
+        self.interim = False
+        self.interim_seen = False
+        self.until_close = False
+        self.upgraded = False
+        self.switched = False
+        self.fresh_parser_needed = False
+        self.trailers: Headers | None = None
+        self.unreported = 0
+        self.head_size = 0
+        self.body_size = 0
+        self.head_keep_alive: deque[bool] = deque()
+
+    def _limit(self, message: str, status: int) -> None:
+        self.error = RemoteProtocolError(message, status_hint=status)
+        raise self.error
+
+    def on_message_begin(self) -> None:
+        self.raw = []
+        self.url = b""
+        self.reason = b""
+        self.trailers = None
+        self.in_head = True
+        self.in_message = True
+        self.head_size = 0
+        self.body_size = 0
+        self.until_close = False
+
+    def on_url(self, url: bytes) -> None:
+        self.unreported = 0
+        self.url += url
+        if len(self.url) > self.limits.max_start_line:
+            self._limit("request target too long", 414)
+
+    def on_status(self, reason: bytes) -> None:
+        self.unreported = 0
+        self.reason += reason
+        if len(self.reason) > self.limits.max_start_line:
+            self._limit("status line too long", 400)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.unreported = 0
+        size = len(name) + len(value)
+        limits = self.limits
+        if size > limits.max_field_size:
+            self._limit(f"header field {name[:64]!r} too long", 431)
+        self.head_size += size + 4
+        if self.head_size > limits.max_head_size:
+            self._limit("header block too large", 431)
+        if self.in_head:
+            if len(self.raw) >= limits.max_fields:
+                self._limit(f"more than {limits.max_fields} header fields", 431)
+            self.raw.append((name, value))
+        else:
+            if self.trailers is None:
+                self.trailers = Headers()
+            if len(self.trailers) >= limits.max_fields:
+                self._limit(f"more than {limits.max_fields} trailer fields", 431)
+            self.trailers.add(name.decode("latin-1"), value.decode("latin-1"))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        parser = self.parser
+        version = parser.get_http_version()
+        headers = Headers.from_raw(self.raw)
+        keep_alive = parser.should_keep_alive()
+        conn = self.conn
+        events = conn._events
+        if conn.role is CLIENT:
+            status = parser.get_status_code()
+            reason = self.reason.decode("latin-1")
+            if 100 <= status < 200:
+                if status == 101:
+                    self._limit("unexpected 101 Switching Protocols: no upgrade was asked for", 502)
+                self.interim = True
+                self.interim_seen = True
+                events.append(InformationalResponse(status, headers, reason, version))
+                return
+            store = headers._store
+            method = conn._request_method
+            no_body = status in _NO_BODY_STATUS or method == "HEAD" or (method == "CONNECT" and status < 300)
+            if method == "CONNECT" and status < 300:
+                self.switched = True
+                keep_alive = True
+            self.until_close = (
+                not no_body and "transfer-encoding" not in store and "content-length" not in store
+            )
+            if not no_body and "transfer-encoding" in store:
+                coding = ", ".join(store["transfer-encoding"][1:]).rsplit(",", 1)[-1]
+                if not _has_token(coding, "chunked"):
+                    self.until_close = True  # RFC 9112 6.3: a non-chunked final coding reads until close
+            if self.until_close:
+                keep_alive = False
+            self.head_keep_alive.append(keep_alive)
+            events.append(Response(status, headers, reason, version))
+        else:
+            store = headers._store
+            hosts = store.get("host")
+            if (hosts is None and version == "1.1") or (hosts is not None and len(hosts) > 2):
+                self._limit("a request needs exactly one Host header", 400)
+            method = parser.get_method().decode("ascii")
+            if not self.url:
+                self._limit("empty request target", 400)
+            self.head_keep_alive.append(keep_alive)
+            events.append(Request(method, self.url.decode("latin-1"), headers, version))
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        limit = self.limits.max_body_size
+        if limit is not None and self.body_size > limit:
+            self._limit(f"body larger than {limit} bytes", 413)
+        self.conn._events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
+        self.in_message = False
+        self.until_close = False
+        self.conn._events.append(EndOfMessage(self.trailers))
+
+    def finish_head_only(self) -> None:
+        """End a HEAD or CONNECT response at its header block, whatever framing headers it declared."""
+        self.in_head = False
+        self.until_close = False
+        self.fresh_parser_needed = True
+        if self.in_message:  # llhttp did not end it itself (it would for Content-Length: 0)
+            self.in_message = False
+            self.conn._events.append(EndOfMessage())

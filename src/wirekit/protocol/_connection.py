@@ -103,9 +103,7 @@ def _serialize_head(start_line: str, headers: Headers) -> bytes:
     try:
         return "".join(parts).encode("latin-1")
     except UnicodeEncodeError as exc:
-        raise LocalProtocolError(
-            f"header not encodable as Latin-1: {exc.object[exc.start : exc.end]!r}"
-        ) from exc
+        raise LocalProtocolError(f"header not encodable as Latin-1: {exc.object[exc.start : exc.end]!r}") from exc
 
 
 def _has_token(value: str | None, token: str) -> bool:
@@ -434,8 +432,8 @@ class Connection:
     def _new_parser(self) -> None:
         self._cb = _Callbacks(self)
         if self.role is CLIENT:
-            self._parser: httptools.HttpResponseParser | httptools.HttpRequestParser = (
-                httptools.HttpResponseParser(self._cb)
+            self._parser: httptools.HttpResponseParser | httptools.HttpRequestParser = httptools.HttpResponseParser(
+                self._cb
             )
         else:
             self._parser = httptools.HttpRequestParser(self._cb)
@@ -605,9 +603,7 @@ class _Callbacks:
             if method == "CONNECT" and status < 300:
                 self.switched = True
                 keep_alive = True
-            self.until_close = (
-                not no_body and "transfer-encoding" not in store and "content-length" not in store
-            )
+            self.until_close = not no_body and "transfer-encoding" not in store and "content-length" not in store
             if not no_body and "transfer-encoding" in store:
                 coding = ", ".join(store["transfer-encoding"][1:]).rsplit(",", 1)[-1]
                 if not _has_token(coding, "chunked"):

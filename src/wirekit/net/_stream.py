@@ -1,0 +1,261 @@
+"""Blocking byte streams over TCP, Unix-domain and TLS sockets, with per-operation timeouts and a deadline.
+
+``Stream`` replaces ``socket.makefile()``: it reads lines, exact sizes and up to separators from one buffer
+that belongs to it, raises wirekit errors instead of ``OSError``, and closes its socket exactly once (on
+``close()``, at the end of a ``with`` block, or when garbage collected, without a ResourceWarning storm).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from types import TracebackType
+
+from wirekit.exceptions import ConnectionError, TotalTimeout
+from wirekit.net._errors import translate_os_error
+
+__all__ = ["Stream", "open_tcp", "open_unix"]
+
+_monotonic = time.monotonic
+READ_SIZE = 65536
+
+
+class Stream:
+    """A connected socket with a read buffer, timeouts, and errors from ``wirekit.exceptions``.
+
+    ``read_timeout`` and ``write_timeout`` bound each wait for the peer (``None``: wait forever).
+    ``deadline`` (a ``time.monotonic()`` value) bounds every operation together; when it runs out,
+    operations raise ``TotalTimeout``.
+    """
+
+    __slots__ = ("_buffer", "_closed", "_sock", "_timeout", "deadline", "read_timeout", "write_timeout")
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        read_timeout: float | None = None,
+        write_timeout: float | None = None,
+    ) -> None:
+        self._sock = sock
+        self._buffer = b""
+        self._closed = False
+        self._timeout: float | None = sock.gettimeout()
+        self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
+        self.deadline: float | None = None
+
+    @property
+    def socket(self) -> socket.socket:
+        """The underlying socket (for socket options; reading from it directly bypasses the buffer)."""
+        return self._sock
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- timeouts --------------------------------------------------------------------------------
+    def _arm(self, timeout: float | None) -> bool:
+        """Set the socket timeout for one operation; True when the deadline is what limits it."""
+        by_deadline = False
+        if self.deadline is not None:
+            remaining = self.deadline - _monotonic()
+            if remaining <= 0:
+                raise TotalTimeout("the total timeout ran out")
+            if timeout is None or remaining < timeout:
+                timeout, by_deadline = remaining, True
+        if timeout != self._timeout:
+            self._sock.settimeout(timeout)
+            self._timeout = timeout
+        return by_deadline
+
+    # -- reading ---------------------------------------------------------------------------------
+    def read(self, max_bytes: int = READ_SIZE) -> bytes:
+        """Up to ``max_bytes`` bytes, as soon as any are available; ``b""`` at end of file."""
+        if self._buffer:
+            data, self._buffer = self._buffer[:max_bytes], self._buffer[max_bytes:]
+            return data
+        by_deadline = self._arm(self.read_timeout)
+        try:
+            return self._sock.recv(max_bytes)
+        except OSError as exc:
+            raise translate_os_error(exc, "read", deadline_hit=by_deadline) from exc
+
+    def _fill(self) -> bool:
+        by_deadline = self._arm(self.read_timeout)
+        try:
+            data = self._sock.recv(READ_SIZE)
+        except OSError as exc:
+            raise translate_os_error(exc, "read", deadline_hit=by_deadline) from exc
+        if not data:
+            return False
+        self._buffer += data
+        return True
+
+    def read_exactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes; ``ConnectionError`` if the peer closes first (what was read stays buffered)."""
+        while len(self._buffer) < n:
+            if not self._fill():
+                raise ConnectionError(f"connection closed after {len(self._buffer)} of {n} bytes")
+        data, self._buffer = self._buffer[:n], self._buffer[n:]
+        return data
+
+    def read_until(self, separator: bytes, *, limit: int = READ_SIZE) -> bytes:
+        """Bytes up to and including ``separator``; ``ValueError`` past ``limit`` bytes without it."""
+        start = 0
+        while True:
+            index = self._buffer.find(separator, start)
+            if index >= 0:
+                end = index + len(separator)
+                data, self._buffer = self._buffer[:end], self._buffer[end:]
+                return data
+            if len(self._buffer) > limit:
+                raise ValueError(f"no {separator!r} within {limit} bytes")
+            start = max(0, len(self._buffer) - len(separator) + 1)
+            if not self._fill():
+                raise ConnectionError(f"connection closed before {separator!r}")
+
+    def read_line(self, *, limit: int = READ_SIZE) -> bytes:
+        """One line with its ``\\n``, like ``file.readline()``: the rest at end of file, ``b""`` after."""
+        try:
+            return self.read_until(b"\n", limit=limit)
+        except ConnectionError:
+            data, self._buffer = self._buffer, b""
+            return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The lines of the stream until end of file."""
+        while line := self.read_line():
+            yield line
+
+    def recv_all(self, *, limit: int | None = None) -> bytes:
+        """Everything until the peer closes (the seed notes' ``while True: recv`` loop), up to ``limit``."""
+        chunks = [self._buffer]
+        size = len(self._buffer)
+        self._buffer = b""
+        while data := self.read():
+            size += len(data)
+            if limit is not None and size > limit:
+                raise ValueError(f"more than {limit} bytes before end of file")
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def unread(self, data: bytes) -> None:
+        """Put bytes back in front of the buffer (for a parser that read too far)."""
+        self._buffer = data + self._buffer
+
+    # -- writing ---------------------------------------------------------------------------------
+    def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Write every byte, or raise (``WriteTimeout`` when the peer takes nothing for ``write_timeout``)."""
+        by_deadline = self._arm(self.write_timeout)
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            raise translate_os_error(exc, "write", deadline_hit=by_deadline) from exc
+
+    # -- state -----------------------------------------------------------------------------------
+    def is_readable(self) -> bool:
+        """Whether a read would not block: for an idle pooled connection, that the peer closed or sent junk."""
+        if self._buffer:
+            return True
+        if self._closed:
+            return False
+        try:
+            readable, _, _ = select.select([self._sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def start_tls(self, context: ssl.SSLContext, server_hostname: str | None, *, timeout: float | None) -> Stream:
+        """Wrap this stream in TLS (inside a proxy's CONNECT tunnel); the new stream owns the socket."""
+        if self._buffer:
+            raise ConnectionError("the server sent data before the TLS handshake")
+        by_deadline = self._arm(timeout)
+        try:
+            tls = context.wrap_socket(self._sock, server_hostname=server_hostname)
+        except OSError as exc:
+            self.close()
+            raise translate_os_error(exc, "connect", deadline_hit=by_deadline) from exc
+        self._closed = True  # the socket now belongs to the TLS stream
+        stream = Stream(tls, read_timeout=self.read_timeout, write_timeout=self.write_timeout)
+        stream.deadline = self.deadline
+        return stream
+
+    def close(self) -> None:
+        """Close the socket; safe to call more than once."""
+        if not self._closed:
+            self._closed = True
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        try:
+            peer = self._sock.getpeername()
+        except OSError:
+            peer = "?"
+        return f"<Stream {state} peer={peer}>"
+
+
+def open_tcp(
+    host: str,
+    port: int,
+    *,
+    timeout: float | None = None,
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    source_address: tuple[str, int] | None = None,
+    deadline: float | None = None,
+) -> Stream:
+    """Connect over TCP (IPv4 or IPv6, each address in turn), with TCP_NODELAY; TLS if ``tls`` is given.
+
+    ``timeout`` bounds the connection and the TLS handshake, each; the stream keeps no timeout afterwards.
+    """
+    if deadline is not None:
+        remaining = deadline - _monotonic()
+        if remaining <= 0:
+            raise TotalTimeout("the total timeout ran out before connecting")
+        by_deadline = timeout is None or remaining < timeout
+        timeout = remaining if by_deadline else timeout
+    else:
+        by_deadline = False
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout, source_address=source_address)
+    except OSError as exc:
+        raise translate_os_error(exc, "connect", deadline_hit=by_deadline) from exc
+    try:
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            sock = tls.wrap_socket(sock, server_hostname=server_hostname or host)
+    except OSError as exc:
+        sock.close()
+        raise translate_os_error(exc, "connect", deadline_hit=by_deadline) from exc
+    stream = Stream(sock)
+    stream.deadline = deadline
+    return stream
+
+
+def open_unix(path: str, *, timeout: float | None = None) -> Stream:
+    """Connect to a Unix-domain stream socket at ``path``."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise translate_os_error(exc, "connect") from exc
+    return Stream(sock)

@@ -1,0 +1,61 @@
+"""TLS client contexts: built once per configuration and shared, since loading a CA bundle takes milliseconds."""
+
+from __future__ import annotations
+
+import functools
+import os
+import ssl
+
+import certifi
+
+TLSVerify = bool | str | ssl.SSLContext
+"""``True`` (certifi's roots), ``False`` (no verification), a CA bundle file or directory, or a context."""
+
+TLSCert = str | tuple[str, str] | tuple[str, str, str] | None
+"""A client certificate: a PEM file with the key in it, ``(cert, key)``, or ``(cert, key, password)``."""
+
+
+def client_context(verify: TLSVerify = True, cert: TLSCert = None) -> ssl.SSLContext:
+    """The ``SSLContext`` for this verification and client certificate; one shared object per setting."""
+    if isinstance(verify, ssl.SSLContext):
+        if cert is not None:
+            _load_cert(verify, cert)
+        return verify
+    return _cached_context(verify, cert)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_context(verify: bool | str, cert: TLSCert) -> ssl.SSLContext:
+    if verify is False:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif verify is True:
+        ctx = ssl.create_default_context(cafile=certifi.where())
+    elif os.path.isdir(verify):
+        ctx = ssl.create_default_context(capath=verify)
+    elif os.path.isfile(verify):
+        ctx = ssl.create_default_context(cafile=verify)
+    else:
+        raise OSError(f"could not find a TLS CA bundle at {verify!r}")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    if cert is not None:
+        _load_cert(ctx, cert)
+    return ctx
+
+
+def _load_cert(ctx: ssl.SSLContext, cert: TLSCert) -> None:
+    if isinstance(cert, str):
+        ctx.load_cert_chain(cert)
+    elif cert is not None:
+        ctx.load_cert_chain(*cert)
+
+
+def tls_key(verify: TLSVerify, cert: TLSCert) -> tuple[object, ...]:
+    """What makes two TLS settings different, for keying pooled connections by it.
+
+    A connection opened with ``verify=False``, another CA or a client certificate is never handed to a
+    request that asked for something else (requests' CVE-2024-35195 had that shape).
+    """
+    return (id(verify) if isinstance(verify, ssl.SSLContext) else verify, cert)

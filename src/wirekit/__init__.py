@@ -1,3 +1,90 @@
-"""wirekit: sockets, HTTP client, HTTP cache, servers and RPC on one sans-IO HTTP/1.1 core."""
+"""wirekit: sockets, HTTP client, HTTP cache, servers and RPC on one sans-IO HTTP/1.1 core.
+
+The client keeps requests' API, so ``import wirekit as requests`` runs requests code::
+
+    import wirekit
+
+    with wirekit.Session(timeout=10) as s:
+        r = s.get("https://httpbin.org/get", params={"q": "wirekit"})
+        r.raise_for_status()
+        print(r.json())
+"""
 
 __version__ = "0.1.0"
+
+from wirekit import exceptions
+from wirekit.client import (
+    AuthBase,
+    BaseTransport,
+    HTTPAdapter,
+    HTTPBasicAuth,
+    HTTPDigestAuth,
+    HTTPProxyAuth,
+    HTTPTransport,
+    PreparedRequest,
+    Request,
+    RequestsCookieJar,
+    Response,
+    Retry,
+    Session,
+    codes,
+    delete,
+    get,
+    head,
+    options,
+    patch,
+    post,
+    put,
+    request,
+    session,
+)
+from wirekit.exceptions import (
+    ConnectionError,
+    ConnectTimeout,
+    HTTPError,
+    JSONDecodeError,
+    ReadTimeout,
+    RequestException,
+    Timeout,
+    TooManyRedirects,
+    URLRequired,
+)
+from wirekit.protocol import Headers
+
+__all__ = [
+    "AuthBase",
+    "BaseTransport",
+    "ConnectTimeout",
+    "ConnectionError",
+    "HTTPAdapter",
+    "HTTPBasicAuth",
+    "HTTPDigestAuth",
+    "HTTPError",
+    "HTTPProxyAuth",
+    "HTTPTransport",
+    "Headers",
+    "JSONDecodeError",
+    "PreparedRequest",
+    "ReadTimeout",
+    "Request",
+    "RequestException",
+    "RequestsCookieJar",
+    "Response",
+    "Retry",
+    "Session",
+    "Timeout",
+    "TooManyRedirects",
+    "URLRequired",
+    "__version__",
+    "codes",
+    "delete",
+    "exceptions",
+    "get",
+    "head",
+    "options",
+    "patch",
+    "post",
+    "put",
+    "request",
+    "session",
+]

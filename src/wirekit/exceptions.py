@@ -46,7 +46,7 @@ is always kept in ``__cause__``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, overload
 
 if TYPE_CHECKING:
     from wirekit.client._models import PreparedRequest, Request, Response
@@ -130,7 +130,7 @@ class HTTPError(RequestException):
     """The server answered with a 4xx or 5xx status (raised by ``Response.raise_for_status``)."""
 
 
-class ConnectionError(RequestException):  # noqa: A001 - requests' name
+class ConnectionError(RequestException):
     """A connection could not be made or broke before the response was complete."""
 
 
@@ -150,8 +150,35 @@ class InvalidResponse(ConnectionError):
     """The server's response broke HTTP/1.1; the ``RemoteProtocolError`` is in ``__cause__``."""
 
 
+_TIMEOUT_FIELDS = frozenset({"connect", "read", "write", "pool", "total"})
+
+
 class Timeout(RequestException):
-    """A timeout ran out. Catch this to catch every kind below."""
+    """A timeout ran out. Catch this to catch every kind below.
+
+    The same name builds timeout settings: ``wirekit.Timeout(connect=3, read=10, total=30)`` (keywords only)
+    returns a ``wirekit.client.Timeout`` value. So requests code that catches ``requests.Timeout`` and new
+    code that configures ``wirekit.Timeout(...)`` both work after ``import wirekit``.
+    """
+
+    @overload
+    def __new__(
+        cls,
+        *,
+        connect: float | None = ...,
+        read: float | None = ...,
+        write: float | None = ...,
+        pool: float | None = ...,
+        total: float | None = ...,
+    ) -> Any: ...
+    @overload
+    def __new__(cls, *args: object, **kwargs: Any) -> Self: ...
+    def __new__(cls, *args: object, **kwargs: Any) -> Any:
+        if cls is Timeout and not args and kwargs and _TIMEOUT_FIELDS.issuperset(kwargs):
+            from wirekit.client._timeout import Timeout as TimeoutSettings
+
+            return TimeoutSettings(**kwargs)
+        return super().__new__(cls, *args)
 
 
 class ConnectTimeout(ConnectionError, Timeout):

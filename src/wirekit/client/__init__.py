@@ -1,0 +1,38 @@
+"""The HTTP client: ``Session``, the verbs, models, auth, cookies, transports and their settings."""
+
+from wirekit.client._api import delete, get, head, options, patch, post, put, request
+from wirekit.client._auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth, HTTPProxyAuth
+from wirekit.client._cookies import RequestsCookieJar
+from wirekit.client._models import PreparedRequest, Request, Response
+from wirekit.client._retry import Retry
+from wirekit.client._session import Session, session
+from wirekit.client._status_codes import codes
+from wirekit.client._timeout import Timeout
+from wirekit.client._transport import BaseTransport, HTTPAdapter, HTTPTransport
+
+__all__ = [
+    "AuthBase",
+    "BaseTransport",
+    "HTTPAdapter",
+    "HTTPBasicAuth",
+    "HTTPDigestAuth",
+    "HTTPProxyAuth",
+    "HTTPTransport",
+    "PreparedRequest",
+    "Request",
+    "RequestsCookieJar",
+    "Response",
+    "Retry",
+    "Session",
+    "Timeout",
+    "codes",
+    "delete",
+    "get",
+    "head",
+    "options",
+    "patch",
+    "post",
+    "put",
+    "request",
+    "session",
+]

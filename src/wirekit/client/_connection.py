@@ -1,0 +1,154 @@
+"""One client HTTP/1.1 connection: a ``Stream`` driven by the sans-IO ``protocol.Connection``.
+
+This is the sync driver; it only moves bytes between the socket and the protocol core and turns the core's
+errors into the client's (``InvalidResponse`` for a bad head, ``ChunkedEncodingError`` for a bad body).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from wirekit.client._models import iter_body
+from wirekit.exceptions import (
+    ChunkedEncodingError,
+    InvalidHeader,
+    InvalidResponse,
+    LocalProtocolError,
+    RemoteDisconnected,
+    RemoteProtocolError,
+)
+from wirekit.net import Stream
+from wirekit.protocol import CLIENT, Connection, Headers, State
+from wirekit.protocol import Data as _Data
+from wirekit.protocol import EndOfMessage as _EOM
+from wirekit.protocol import Request as _Request
+from wirekit.protocol import Response as _Response
+from wirekit.protocol._events import ConnectionClosed, InformationalResponse, Sentinel
+
+_NEED_DATA = Sentinel.NEED_DATA
+_PAUSED = Sentinel.PAUSED
+_END = _EOM()
+_SMALL_BODY = 64 * 1024  # bodies up to this size go out in the same write as the head
+
+
+class HTTPConnection:
+    """A keep-alive connection to one origin (or through one proxy), used by one request at a time."""
+
+    __slots__ = ("_h11", "created", "idle_since", "key", "requests_sent", "stream")
+
+    def __init__(self, stream: Stream, key: Any = None) -> None:
+        self.stream = stream
+        self.key = key
+        self._h11 = Connection(CLIENT)
+        self.requests_sent = 0
+        self.created = self.idle_since = time.monotonic()
+
+    # -- sending -------------------------------------------------------------------------------
+    def send_request(self, method: str, target: str, headers: Headers, body: Any) -> None:
+        """Write the request head and body. Raises wirekit errors; on failure the connection is unusable."""
+        h11 = self._h11
+        if h11.our_state is State.DONE:
+            h11.start_next_cycle()
+        self.requests_sent += 1
+        try:
+            head = h11.send(_Request(method, target, headers))
+            if body is None:
+                self.stream.send_all(head + h11.send(_END))
+                return
+            if isinstance(body, bytes) and len(body) <= _SMALL_BODY:
+                self.stream.send_all(head + h11.send(_Data(body)) + h11.send(_END))
+                return
+            if isinstance(body, str) and len(body) <= _SMALL_BODY:
+                self.stream.send_all(head + h11.send(_Data(body.encode("utf-8"))) + h11.send(_END))
+                return
+            self.stream.send_all(head)
+            for chunk in iter_body(body):
+                self.stream.send_all(h11.send(_Data(chunk)))
+            self.stream.send_all(h11.send(_END))
+        except LocalProtocolError as exc:
+            h11.send_failed()
+            raise InvalidHeader(str(exc)) from exc
+        except BaseException:
+            h11.send_failed()
+            raise
+
+    # -- receiving -----------------------------------------------------------------------------
+    def receive_response_head(self) -> _Response:
+        """Read until the final response head (1xx interim responses are skipped)."""
+        h11 = self._h11
+        read = self.stream.read
+        while True:
+            try:
+                event = h11.next_event()
+            except RemoteProtocolError as exc:
+                raise InvalidResponse(f"invalid response: {exc}") from exc
+            if event is _NEED_DATA:
+                h11.receive_data(read())
+                continue
+            kind = type(event)
+            if kind is _Response:
+                return event  # type: ignore[return-value]
+            if kind is InformationalResponse:
+                continue
+            if kind is ConnectionClosed:
+                raise RemoteDisconnected("the server closed the connection without sending a response")
+            raise InvalidResponse(f"unexpected {event!r} before a response head")
+
+    def read_body(self) -> bytes:
+        """The rest of the body (not content-decoded). Leaves the connection ready for reuse."""
+        h11 = self._h11
+        parts: list[bytes] = []
+        read = self.stream.read
+        while True:
+            try:
+                event = h11.next_event()
+            except RemoteProtocolError as exc:
+                raise ChunkedEncodingError(f"response body broke off: {exc}") from exc
+            if type(event) is _Data:
+                parts.append(event.data)
+            elif event is _NEED_DATA:
+                h11.receive_data(read())
+            elif type(event) is _EOM or event is _PAUSED:
+                break
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    def iter_body(self) -> Iterator[bytes]:
+        """The body (not content-decoded) in pieces as they arrive."""
+        h11 = self._h11
+        read = self.stream.read
+        while True:
+            try:
+                event = h11.next_event()
+            except RemoteProtocolError as exc:
+                raise ChunkedEncodingError(f"response body broke off: {exc}") from exc
+            if type(event) is _Data:
+                yield event.data
+            elif event is _NEED_DATA:
+                h11.receive_data(read())
+            elif type(event) is _EOM or event is _PAUSED:
+                return
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def is_reusable(self) -> bool:
+        """Both sides finished their messages and agreed to keep the connection open."""
+        h11 = self._h11
+        return h11.our_state is State.DONE and h11.their_state is State.DONE
+
+    @property
+    def switched(self) -> bool:
+        return self._h11.their_state is State.SWITCHED_PROTOCOL
+
+    def is_stale(self) -> bool:
+        """True when an idle connection can no longer be used: the server closed it or sent something."""
+        return self.stream.closed or self.stream.is_readable()
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __repr__(self) -> str:
+        return f"<HTTPConnection {self.key!r} sent={self.requests_sent}>"

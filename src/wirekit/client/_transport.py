@@ -1,0 +1,364 @@
+"""Transports: what a ``Session`` mounts per URL prefix to send a ``PreparedRequest`` and get a ``Response``.
+
+``HTTPTransport`` (also ``HTTPAdapter``, requests' name) sends HTTP/1.1 over pooled keep-alive connections,
+directly, through an HTTP proxy (absolute-form) or through a CONNECT tunnel for HTTPS, and retries as its
+``Retry`` says. Custom transports subclass ``BaseTransport`` and implement ``send`` with requests'
+signature, so requests-style adapters mount unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from wirekit.client._auth import basic_auth_header
+from wirekit.client._connection import HTTPConnection
+from wirekit.client._models import PreparedRequest, RawResponse, Response
+from wirekit.client._pool import ConnectionPool
+from wirekit.client._retry import Retry
+from wirekit.client._timeout import Timeout, TimeoutTypes
+from wirekit.client._urls import URL, parse_url
+from wirekit.exceptions import (
+    ConnectionError,
+    ConnectTimeout,
+    ContentDecodingError,
+    InvalidProxyURL,
+    InvalidSchema,
+    InvalidURL,
+    ProxyError,
+    RemoteDisconnected,
+    RequestException,
+    RetryError,
+    SSLError,
+    TotalTimeout,
+)
+from wirekit.net import TLSCert, TLSVerify, client_context, open_tcp, tls_key
+from wirekit.protocol import Headers
+
+__all__ = ["BaseTransport", "HTTPAdapter", "HTTPTransport"]
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+
+
+class BaseTransport:
+    """The interface a Session mounts: ``send`` a prepared request, ``close`` when done (requests' BaseAdapter)."""
+
+    def send(
+        self,
+        request: PreparedRequest,
+        stream: bool = False,
+        timeout: TimeoutTypes = None,
+        verify: TLSVerify = True,
+        cert: TLSCert = None,
+        proxies: dict[str, str] | None = None,
+    ) -> Response:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release every resource (pooled connections)."""
+
+
+class _PooledBody:
+    """The body of a streamed response: raw chunks from the connection, which then goes back to the pool."""
+
+    __slots__ = ("_conn", "_done", "_key", "_pool")
+
+    def __init__(self, conn: HTTPConnection, pool: ConnectionPool, key: Any) -> None:
+        self._conn: HTTPConnection | None = conn
+        self._pool = pool
+        self._key = key
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            yield from conn.iter_body()
+        except BaseException:
+            self._give_back(None)
+            conn.close()
+            raise
+        self._give_back(conn)
+
+    def _give_back(self, conn: HTTPConnection | None) -> None:
+        if self._conn is not None:
+            self._conn = None
+            self._pool.release(self._key, conn)
+
+    def close(self) -> None:
+        """Close before the end: the connection cannot be reused, since the rest of the body is still on it."""
+        conn = self._conn
+        if conn is not None:
+            self._give_back(None)
+            conn.close()
+
+
+class HTTPTransport(BaseTransport):
+    """HTTP/1.1 over a pool of keep-alive connections, with proxies and retries.
+
+    ``pool_maxsize`` bounds the idle connections kept per origin (and, with ``pool_block``, those in use).
+    ``max_retries`` is a ``Retry``, or a number of retries of failed connections (requests' meaning).
+    """
+
+    def __init__(
+        self,
+        pool_connections: int = 10,
+        pool_maxsize: int = 10,
+        max_retries: Retry | int | None = 0,
+        pool_block: bool = False,
+    ) -> None:
+        self.max_retries = Retry.from_value(max_retries)
+        self._pool_connections = pool_connections
+        self._pool = ConnectionPool(pool_maxsize, block=pool_block)
+
+    @property
+    def pool(self) -> ConnectionPool:
+        return self._pool
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- sending ---------------------------------------------------------------------------------
+    def send(
+        self,
+        request: PreparedRequest,
+        stream: bool = False,
+        timeout: TimeoutTypes = None,
+        verify: TLSVerify = True,
+        cert: TLSCert = None,
+        proxies: dict[str, str] | None = None,
+    ) -> Response:
+        url = request._url
+        if url is None:
+            if request.url is None:
+                raise InvalidURL("the request has no URL", request=request)
+            url = request._url = parse_url(request.url)
+        if url.scheme not in {"http", "https"}:
+            raise InvalidSchema(f"No connection adapters were found for {request.url!r}", request=request)
+        t = Timeout.from_value(timeout).started()
+        proxy = None
+        if proxies:
+            from wirekit.client._environment import select_proxy
+
+            proxy = select_proxy(url.url, proxies)
+        retry = self.max_retries
+        method = request.method or "GET"
+        while True:
+            try:
+                response = self._send_once(request, url, method, stream, t, verify, cert, proxy)
+            except RequestException as exc:
+                _attach(exc, request)
+                if isinstance(exc, ContentDecodingError | TotalTimeout) or retry.total == 0:
+                    raise
+                retry = retry.increment(method, url.url, error=exc)  # re-raises exc when it may not retry
+            else:
+                if not retry.is_retry(method, response.status_code, "retry-after" in response.headers):
+                    return response
+                try:
+                    retry = retry.increment(method, url.url, response_status=response.status_code)
+                except RetryError as exc:
+                    if retry.raise_on_status:
+                        exc.request = request
+                        exc.response = response
+                        raise
+                    return response
+                wait = retry.sleep_time(response.headers.get("retry-after"))
+                response.close()
+                _sleep(wait, t.deadline)
+                request.rewind_body()
+                continue
+            _sleep(retry.get_backoff_time(), t.deadline)
+            request.rewind_body()
+
+    def _send_once(
+        self,
+        request: PreparedRequest,
+        url: URL,
+        method: str,
+        stream: bool,
+        t: Timeout,
+        verify: TLSVerify,
+        cert: TLSCert,
+        proxy: str | None,
+    ) -> Response:
+        https = url.scheme == "https"
+        key = (url.scheme, url.host, url.port, proxy, tls_key(verify, cert) if https else None)
+        pool = self._pool
+        conn = pool.acquire(key, t.pool)
+        reused = conn is not None
+        try:
+            while True:
+                if conn is None:
+                    conn = self._connect(url, proxy, https, t, verify, cert, key)
+                    pool.opened += 1
+                stream_ = conn.stream
+                stream_.read_timeout = t.read
+                stream_.write_timeout = t.write
+                stream_.deadline = t.deadline
+                headers = request.headers
+                wire = Headers.__new__(Headers)
+                if proxy is not None and not https:
+                    target = url.url.split("#", 1)[0]
+                    if url.username:  # userinfo never goes on the wire in the request-target
+                        target = f"{url.scheme}://{url.host_header}{url.target}"
+                    store = {"host": ["Host", url.host_header], **headers._store}
+                    proxy_url = parse_url(proxy)
+                    if proxy_url.username and "proxy-authorization" not in store:
+                        store["proxy-authorization"] = [
+                            "Proxy-Authorization",
+                            basic_auth_header(proxy_url.username, proxy_url.password),
+                        ]
+                    wire._store = store
+                else:
+                    target = url.target
+                    wire._store = {"host": ["Host", url.host_header], **headers._store}
+                    if "proxy-authorization" in headers._store and proxy is None:
+                        del wire._store["proxy-authorization"]
+                started = time.perf_counter()
+                try:
+                    conn.send_request(method, target, wire, request.body)
+                    head = conn.receive_response_head()
+                except (RemoteDisconnected, ConnectionError) as exc:
+                    # A kept-alive connection the server closed while idle: retry once on a new one when
+                    # the request is idempotent (RFC 9112 section 9.3.1).
+                    if reused and method in _IDEMPOTENT and not isinstance(exc, SSLError | ConnectTimeout):
+                        conn.close()
+                        conn, reused = None, False
+                        request.rewind_body()
+                        continue
+                    raise
+                break
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            pool.release(key, None)
+            raise
+        response = Response()
+        response.status_code = head.status_code
+        response.reason = head.reason
+        response.headers = head.headers
+        response.http_version = head.http_version
+        response.url = request.url or url.url
+        response.request = request
+        response.connection = self
+        response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+        if stream:
+            response.raw = RawResponse(
+                _PooledBody(conn, pool, key), status=head.status_code, reason=head.reason, headers=head.headers
+            )
+            return response
+        try:
+            body = conn.read_body()
+        except BaseException as exc:
+            conn.close()
+            pool.release(key, None)
+            if isinstance(exc, RequestException):
+                _attach(exc, request, response)
+            raise
+        pool.release(key, conn)
+        response.raw = RawResponse(None, status=head.status_code, reason=head.reason, headers=head.headers)
+        if "content-encoding" in head.headers._store:
+            response._content = _decode(body, response)
+        else:
+            response._content = body
+        response._content_consumed = True
+        return response
+
+    # -- connecting ------------------------------------------------------------------------------
+    def _connect(
+        self,
+        url: URL,
+        proxy: str | None,
+        https: bool,
+        t: Timeout,
+        verify: TLSVerify,
+        cert: TLSCert,
+        key: Any,
+    ) -> HTTPConnection:
+        try:
+            context = client_context(verify, cert) if https else None
+        except OSError as exc:
+            raise SSLError(f"could not load the TLS settings: {exc}") from exc
+        if proxy is None:
+            stream = open_tcp(url.host, url.port, timeout=t.connect, tls=context, deadline=t.deadline)
+            return HTTPConnection(stream, key)
+        try:
+            proxy_url = parse_url(proxy if "://" in proxy else f"http://{proxy}")
+        except InvalidURL as exc:
+            raise InvalidProxyURL(f"invalid proxy URL {proxy!r}: {exc}") from exc
+        if proxy_url.scheme not in ("http", "https"):
+            raise InvalidProxyURL(f"unsupported proxy scheme {proxy_url.scheme!r} in {proxy!r}")
+        proxy_tls = client_context(verify, None) if proxy_url.scheme == "https" else None
+        try:
+            stream = open_tcp(proxy_url.host, proxy_url.port, timeout=t.connect, tls=proxy_tls, deadline=t.deadline)
+        except ConnectTimeout:
+            raise
+        except ConnectionError as exc:
+            raise ProxyError(f"could not connect to the proxy {proxy_url.host_header}: {exc}") from exc
+        if not https:
+            return HTTPConnection(stream, key)
+        return self._tunnel(stream, url, proxy_url, context, t, key)
+
+    def _tunnel(self, stream: Any, url: URL, proxy_url: URL, context: Any, t: Timeout, key: Any) -> HTTPConnection:
+        """Open a CONNECT tunnel through the proxy, then TLS to the origin inside it.
+
+        Proxy credentials go in the CONNECT request only, never in the request to the origin (requests'
+        CVE-2023-32681 leaked them there).
+        """
+        tunnel = HTTPConnection(stream, key)
+        authority = url.host_header if url.port != 443 else f"{url.host_header}:443"
+        if ":" not in authority.rsplit("]", 1)[-1]:
+            authority = f"{authority}:{url.port}"
+        headers = Headers({"Host": authority})
+        if proxy_url.username:
+            headers["Proxy-Authorization"] = basic_auth_header(proxy_url.username, proxy_url.password)
+        stream.read_timeout = t.connect
+        stream.write_timeout = t.connect
+        try:
+            tunnel.send_request("CONNECT", authority, headers, None)
+            head = tunnel.receive_response_head()
+        except BaseException:
+            stream.close()
+            raise
+        if not 200 <= head.status_code < 300:
+            stream.close()
+            raise ProxyError(f"the proxy refused the tunnel: {head.status_code} {head.reason}")
+        tls_stream = stream.start_tls(context, url.host, timeout=t.connect)
+        return HTTPConnection(tls_stream, key)
+
+
+HTTPAdapter = HTTPTransport
+"""requests' name for the HTTP transport."""
+
+
+def _attach(exc: RequestException, request: PreparedRequest, response: Response | None = None) -> None:
+    if getattr(exc, "request", None) is None:
+        exc.request = request
+    if response is not None and getattr(exc, "response", None) is None:
+        exc.response = response
+
+
+def _sleep(seconds: float, deadline: float | None) -> None:
+    if seconds <= 0:
+        return
+    if deadline is not None:
+        remaining = deadline - time.monotonic()
+        if remaining <= seconds:
+            raise TotalTimeout("the total timeout would run out while waiting to retry")
+    time.sleep(seconds)
+
+
+def _decode(body: bytes, response: Response) -> bytes:
+    from wirekit.client._decoders import make_decoder
+
+    decoder = make_decoder(response.headers.get("content-encoding"))
+    if decoder is None:
+        return body
+    try:
+        return decoder.decode(body) + decoder.flush()
+    except ContentDecodingError as exc:
+        _attach(exc, response.request or PreparedRequest(), response)
+        raise

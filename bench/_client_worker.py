@@ -235,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--time-cap", type=float, default=60.0, help="seconds, for the warm-up and for the loop")
     args = p.parse_args(argv)
+    from bench._nginx import pin_to_bench_cpu
+
+    pin_to_bench_cpu()
     result = run(args.peer, args.url, args.n, args.warmup, args.time_cap)
     print(json.dumps(result), flush=True)
     return 0

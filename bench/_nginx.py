@@ -140,6 +140,21 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
+BENCH_CPU = 0
+"""The core nginx and the measured clients share. On two cores, letting the scheduler place them adds a
+cross-core wake-up to every request, and whether it happens changes results by 2x from run to run; on one
+core every peer pays the same, and the CPU each client itself uses is what the numbers show."""
+
+
+def pin_to_bench_cpu(pid: int = 0) -> None:
+    """Pin ``pid`` (0: this process) to ``BENCH_CPU`` where the platform allows it."""
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(pid, {BENCH_CPU})
+        except OSError:
+            pass
+
+
 @contextlib.contextmanager
 def nginx(
     *,
@@ -175,6 +190,7 @@ def nginx(
                     stderr=stderr_file,
                     preexec_fn=_die_with_parent,  # noqa: PLW1509 (single-threaded here)
                 )
+            pin_to_bench_cpu(proc.pid)
             try:
                 deadline = time.monotonic() + start_timeout
                 while proc.poll() is None and time.monotonic() < deadline:

@@ -245,6 +245,8 @@ def render_markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any], co
             f"{config['requests']} GETs of /hello (13 B) and {config['requests_1mb']} of /1mb "
             "(1,048,576 B) after "
             f"{config['warmup']} / {config['warmup_1mb']} warm-up GETs, each peer in its own interpreter. "
+            "nginx and each client are pinned to the same core (see bench/_nginx.py: BENCH_CPU), so no "
+            "peer's numbers depend on cross-core wake-ups. "
             "CPU = user + sys time of the client process (time.process_time). "
             "'x wirekit' = peer CPU / wirekit CPU: above 1 means wirekit uses less CPU. "
             "Connections = TCP connections nginx accepted from the peer (warm-up + measured; '!' = some "

@@ -3,6 +3,7 @@
 from wirekit.client._api import delete, get, head, options, patch, post, put, request
 from wirekit.client._auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth, HTTPProxyAuth
 from wirekit.client._cookies import RequestsCookieJar
+from wirekit.client._lowlevel import HTTPConnection, HTTPResponse, HTTPSConnection
 from wirekit.client._models import PreparedRequest, Request, Response
 from wirekit.client._retry import Retry
 from wirekit.client._session import Session, session
@@ -15,8 +16,11 @@ __all__ = [
     "BaseTransport",
     "HTTPAdapter",
     "HTTPBasicAuth",
+    "HTTPConnection",
     "HTTPDigestAuth",
     "HTTPProxyAuth",
+    "HTTPResponse",
+    "HTTPSConnection",
     "HTTPTransport",
     "PreparedRequest",
     "Request",

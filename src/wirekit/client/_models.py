@@ -298,7 +298,8 @@ class PreparedRequest:
                 raise UnrewindableBodyError("could not rewind the request body to send it again") from exc
             return
         if hasattr(body, "rewind"):
-            return  # a MultipartBody rewinds itself when iterated again
+            body.rewind()  # a MultipartBody: raises if one of its files cannot be read again
+            return
         raise UnrewindableBodyError("the request body is an iterator and cannot be sent again")
 
 

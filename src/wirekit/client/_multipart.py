@@ -16,8 +16,9 @@ from __future__ import annotations
 import io
 import mimetypes
 import os
+import re
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Final, Protocol, TypeAlias
 
 from wirekit.exceptions import InvalidHeader, UnrewindableBodyError
@@ -25,6 +26,7 @@ from wirekit.exceptions import InvalidHeader, UnrewindableBodyError
 __all__ = ["DataType", "FileContent", "FileSpec", "FilesType", "MultipartBody"]
 
 _CHUNK: Final = 64 * 1024
+_BOUNDARY: Final = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 # WHATWG HTML's multipart/form-data encoding, as browsers, curl, urllib3 2 and httpx write names.
 _ESCAPES: Final = {ord('"'): "%22", ord("\r"): "%0D", ord("\n"): "%0A"}
 
@@ -40,12 +42,13 @@ FileSpec: TypeAlias = (
     " | tuple[str | None, FileContent, str | None, Mapping[str, str]]"
 )
 """A ``files=`` value: content, or ``(filename, content[, content_type[, headers]])``."""
-FilesType: TypeAlias = "Mapping[str, FileSpec] | Iterable[tuple[str, FileSpec]]"
+# Sequence, not Iterable, for the list form: a dict is also an Iterable, and that union leaves mypy unable
+# to type a dict literal of mixed values.
+FilesType: TypeAlias = "Mapping[str, FileSpec] | Sequence[tuple[str, FileSpec]]"
 _DataValue: TypeAlias = "str | bytes | int | float | None"
-DataType: TypeAlias = (
-    "Mapping[str | bytes, _DataValue | Iterable[_DataValue]]"
-    " | Iterable[tuple[str | bytes, _DataValue | Iterable[_DataValue]]]"
-)
+_DataItem: TypeAlias = "_DataValue | Iterable[_DataValue]"
+DataType: TypeAlias = "Mapping[str, _DataItem] | Sequence[tuple[str | bytes, _DataItem]]"
+"""A ``data=`` value beside ``files=``: field names to a value or a list of values."""
 
 
 class _FilePart:
@@ -85,6 +88,8 @@ class MultipartBody:
     ) -> None:
         if isinstance(data, str | bytes):
             raise ValueError("Data must not be a string.")
+        if boundary is not None and not _BOUNDARY.fullmatch(boundary):
+            raise ValueError(f"Invalid multipart boundary: {boundary!r} (RFC 2046 section 5.1.1)")
         self.boundary = boundary or secrets.token_hex(16)
         self.content_type = f"multipart/form-data; boundary={self.boundary}"
         self._iterated = False
@@ -130,11 +135,18 @@ class MultipartBody:
         """Whether the body can be sent more than once (every file can seek back)."""
         return all(isinstance(s, bytes) or s.start is not None for s in self._segments)
 
+    def rewind(self) -> None:
+        """Check that the body can be sent again; raise ``UnrewindableBodyError`` if it cannot.
+
+        Nothing to do otherwise: the next iteration seeks every file back to where it started.
+        """
+        if self._iterated and not self.rewindable:
+            raise UnrewindableBodyError("Cannot send this multipart body again: one of its files cannot seek")
+
     def __iter__(self) -> Iterator[bytes]:
         """The body in chunks: headers and fields joined, files in reads of at most 64 KiB."""
         again = self._iterated
-        if again and not self.rewindable:
-            raise UnrewindableBodyError("Cannot send this multipart body again: one of its files cannot seek")
+        self.rewind()
         self._iterated = True
         return self._chunks(again)
 
@@ -193,7 +205,7 @@ def _has_content_type(headers: Mapping[str, str] | None) -> bool:
     return bool(headers) and any(key.lower() == "content-type" for key in headers)  # type: ignore[union-attr]
 
 
-def _pairs(items: Mapping[str, FileSpec] | Iterable[tuple[str, FileSpec]] | None) -> Iterable[tuple[str, FileSpec]]:
+def _pairs(items: FilesType | None) -> Iterable[tuple[str, FileSpec]]:
     if items is None:
         return ()
     if isinstance(items, Mapping):

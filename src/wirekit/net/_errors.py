@@ -10,6 +10,7 @@ from wirekit.exceptions import (
     ConnectionError,
     ConnectTimeout,
     ReadTimeout,
+    RemoteDisconnected,
     RequestException,
     SSLError,
     TotalTimeout,
@@ -40,6 +41,9 @@ def translate_os_error(exc: BaseException, op: str, *, deadline_hit: bool = Fals
         return ConnectionError(f"could not resolve the host name: {exc.strerror}")
     if isinstance(exc, ConnectionRefusedError):
         return ConnectionError("connection refused")
+    if op == "read" and isinstance(exc, OSError):
+        # The request may have reached the server: this must not look like "not sent" to a Retry.
+        return RemoteDisconnected(f"connection broken while reading the response: {exc.strerror or exc}")
     if isinstance(exc, ConnectionResetError | BrokenPipeError) or (
         isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED)
     ):

@@ -224,7 +224,21 @@ def test_timeout_name_is_both_the_exception_and_the_settings() -> None:
 
 def test_public_names_are_exactly_all() -> None:
     public = {name for name in vars(wirekit) if not name.startswith("_")}
-    modules = {"client", "exceptions", "protocol", "net", "testing", "cli"}
+    modules = {
+        "client",
+        "exceptions",
+        "protocol",
+        "net",
+        "testing",
+        "cli",
+        "auth",
+        "adapters",
+        "cookies",
+        "models",
+        "sessions",
+        "status_codes",
+        "structures",
+    }
     assert public - modules == {n for n in wirekit.__all__ if not n.startswith("_")} - modules
     for name in wirekit.__all__:
         assert hasattr(wirekit, name), name

@@ -116,8 +116,12 @@ class HTTPConnection:
         self._conn: _Conn | None = None
         self._response: HTTPResponse | None = None
 
+    _context: ssl.SSLContext | None = None  # TLS for HTTPSConnection
+
     def _open(self) -> _Conn:
-        stream = open_tcp(self.host, self.port, timeout=self.timeout, source_address=self.source_address)
+        stream = open_tcp(
+            self.host, self.port, timeout=self.timeout, tls=self._context, source_address=self.source_address
+        )
         stream.read_timeout = stream.write_timeout = self.timeout
         return _Conn(stream)
 
@@ -217,10 +221,3 @@ class HTTPSConnection(HTTPConnection):
     ) -> None:
         super().__init__(host, port, timeout, source_address)
         self._context = context if context is not None else client_context(verify, cert)
-
-    def _open(self) -> _Conn:
-        stream = open_tcp(
-            self.host, self.port, timeout=self.timeout, tls=self._context, source_address=self.source_address
-        )
-        stream.read_timeout = stream.write_timeout = self.timeout
-        return _Conn(stream)

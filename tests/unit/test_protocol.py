@@ -457,3 +457,42 @@ def test_protocol_package_imports_no_io() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+
+
+def test_content_length_body_split_across_reads_then_next_response() -> None:
+    c = client_after()
+    c.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01")
+    evs = events(c)
+    c.receive_data(b"234")
+    evs += events(c)
+    c.receive_data(b"56789HTTP/1.1 204 No Content\r\n\r\n")  # the next response arrived early
+    evs += events(c)
+    assert body(evs) == b"0123456789"
+    assert isinstance(evs[-1], EndOfMessage)
+    c.start_next_cycle()
+    c.send(Request("GET", "/2", Headers({"Host": "h"})))
+    c.send(EndOfMessage())
+    evs = events(c)
+    assert [type(e) for e in evs] == [Response, EndOfMessage]
+    assert evs[0].status_code == 204  # type: ignore[union-attr]
+
+
+def test_content_length_body_cut_short_after_the_first_read() -> None:
+    c = client_after()
+    c.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01")
+    c.receive_data(b"234")
+    events(c)
+    c.receive_data(b"")
+    with pytest.raises(RemoteProtocolError, match="before the body was complete"):
+        c.next_event()
+
+
+def test_body_limit_holds_for_bodies_read_in_pieces() -> None:
+    c = Connection(CLIENT, limits=Limits(max_body_size=5))
+    c.send(Request("GET", "/", Headers({"Host": "h"})))
+    c.send(EndOfMessage())
+    c.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n012")
+    c.receive_data(b"3456")
+    with pytest.raises(RemoteProtocolError) as info:
+        events(c)
+    assert info.value.status_hint == 413

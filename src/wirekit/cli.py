@@ -1,0 +1,455 @@
+"""The ``wirekit`` command (also ``python -m wirekit``).
+
+::
+
+    wirekit get URL [options]            GET; the body goes to stdout, byte for byte
+    wirekit post URL --json name=bob     also put, patch, delete, head (one shared implementation)
+    wirekit demo                         the client against a server on loopback, with nothing to set up
+
+Exit status
+===========
+
+====  ==============================================================================================
+0     the response was 1xx, 2xx or 3xx (a redirect that was not followed with ``--no-redirects``)
+4     the response was 4xx
+5     the response was 5xx
+1     no response: a network error (refused, timed out, TLS, broken off); one line on stderr names the
+      wirekit exception, e.g. ``wirekit: ConnectionError: ...``. Also when the output could not be written.
+2     usage: bad options, a URL or header wirekit cannot send, a ``--data @file`` that cannot be read
+130   interrupted (Ctrl-C)
+====  ==============================================================================================
+
+Adding a subcommand
+===================
+
+Write ``configure(parser)``: it adds the subcommand's arguments and calls
+``parser.set_defaults(run=function)``, where ``function(args) -> int`` returns the exit status. Register
+it in ``SUBCOMMANDS`` (name -> ``Subcommand(help, configure, epilog)``). Raise ``UsageError`` for a bad
+option value found late. A ``RequestException`` that escapes ``function`` becomes the one-line message and
+exit status 1 (``InvalidURL`` and ``InvalidHeader``: status 2). Import what only this subcommand needs
+(a server, the RPC layer) inside ``function``, so the others do not load it. ``serve``, ``proxy`` and
+``rpc`` will come this way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import IO, Any, NamedTuple
+from urllib.parse import urlsplit
+
+__all__ = ["SUBCOMMANDS", "Subcommand", "UsageError", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_NETWORK = 1
+EXIT_USAGE = 2
+EXIT_CLIENT_ERROR = 4
+EXIT_SERVER_ERROR = 5
+EXIT_INTERRUPTED = 130
+
+CHUNK_SIZE = 64 * 1024
+PROGRESS_INTERVAL = 0.1  # seconds between progress-bar redraws
+
+Run = Callable[[argparse.Namespace], int]
+
+
+class Subcommand(NamedTuple):
+    """A ``wirekit NAME`` subcommand: its one-line help, the function that configures its parser, and
+    optional text shown after the options in ``wirekit NAME --help``."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    epilog: str | None = None
+
+
+class UsageError(Exception):
+    """A bad option value found after parsing; reported as ``wirekit: message`` with exit status 2."""
+
+
+# -- requests ----------------------------------------------------------------------------------------------
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head")
+
+_REQUEST_EPILOG = """\
+body options (at most one):
+  --json name=value   adds "name" to a JSON object sent as the body (Content-Type: application/json).
+                      The value is JSON when it parses as JSON, else a string: n=3 -> 3, ok=true -> true,
+                      tags='["a","b"]' -> a list, name=bob -> "bob", id='"3"' -> "3".
+  --data STRING|@FILE sends the string, or the bytes of FILE (@- reads stdin), as they are, with
+                      Content-Type: application/x-www-form-urlencoded unless -H sets another (as curl does).
+
+headers:
+  -H 'Name: value' adds a header (repeat for more); -H 'Name:' removes one wirekit sends by default.
+
+exit status: 0 for 1xx/2xx/3xx, 4 for 4xx, 5 for 5xx, 1 for network errors, 2 for usage errors.
+"""
+
+
+def configure_request(parser: argparse.ArgumentParser) -> None:
+    """The options shared by get, post, put, patch, delete and head."""
+    parser.add_argument("url", help="the URL to request (http:// or https://)")
+    parser.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="send this header (repeatable); 'NAME:' removes a default header",
+    )
+    body = parser.add_mutually_exclusive_group()
+    body.add_argument(
+        "--json",
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="a field of a JSON object body (repeatable); VALUE is JSON if it parses, else a string",
+    )
+    body.add_argument("--data", "-d", metavar="STRING|@FILE", help="the request body, or @FILE to send a file")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE instead of stdout")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="with -o, draw the progress bar on stderr even when stderr is not a terminal",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="print request and response heads on stderr")
+    parser.add_argument(
+        "--timeout", type=_positive_float, metavar="SECONDS", help="how long each step may wait: connect, send, read"
+    )
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("-k", "--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    tls.add_argument("--cacert", metavar="PATH", help="verify the server with these CA certificates (file or dir)")
+    parser.add_argument("--proxy", metavar="URL", help="send through this proxy (the environment's are ignored)")
+    parser.add_argument("--no-redirects", action="store_true", help="do not follow redirects")
+    parser.add_argument("-u", "--user", metavar="USER[:PASSWORD]", help="Basic auth; asks for the password if absent")
+    parser.set_defaults(run=run_request)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def parse_header(text: str) -> tuple[str, str | None]:
+    """``'Name: value'`` -> ``("Name", "value")``; ``'Name:'`` -> ``("Name", None)``, which removes it."""
+    name, colon, value = text.partition(":")
+    name = name.strip()
+    if not colon or not name:
+        raise UsageError(f"a header is 'Name: value', not {text!r}")
+    value = value.strip()
+    return name, (value or None)
+
+
+def parse_json_fields(fields: Sequence[str]) -> dict[str, Any]:
+    """``["n=3", "name=bob"]`` -> ``{"n": 3, "name": "bob"}``: a value is JSON when it parses, else a string."""
+    document: dict[str, Any] = {}
+    for field in fields:
+        name, equals, raw = field.partition("=")
+        if not equals or not name:
+            raise UsageError(f"--json takes NAME=VALUE, not {field!r}")
+        try:
+            document[name] = json.loads(raw)
+        except ValueError:
+            document[name] = raw
+    return document
+
+
+def read_data(value: str) -> bytes:
+    """The ``--data`` body: the string as UTF-8, or the bytes of ``@FILE`` (``@-``: standard input)."""
+    if not value.startswith("@"):
+        return value.encode("utf-8")
+    path = value[1:]
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise UsageError(f"--data {value}: {exc.strerror or exc}") from None
+
+
+def run_request(args: argparse.Namespace) -> int:
+    """Send one request as the options say; write the body to stdout or ``--output``."""
+    import wirekit
+
+    method: str = args.command.upper()
+    headers: dict[str, str | None] = {}
+    for text in args.header:
+        name, value = parse_header(text)
+        headers[name] = value
+    has_content_type = any(name.lower() == "content-type" for name in headers)
+    kwargs: dict[str, Any] = {}
+    if args.json is not None:
+        kwargs["json"] = parse_json_fields(args.json)
+    elif args.data is not None:
+        kwargs["data"] = read_data(args.data)
+        if not has_content_type:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if args.user is not None:
+        user, colon, password = args.user.partition(":")
+        if not colon:
+            password = getpass.getpass(f"password for {user}: ")
+        kwargs["auth"] = (user, password)
+    if args.insecure:
+        kwargs["verify"] = False
+    elif args.cacert is not None:
+        if not os.path.exists(args.cacert):
+            raise UsageError(f"--cacert {args.cacert}: no such file or directory")
+        kwargs["verify"] = args.cacert
+    if args.proxy is not None:
+        kwargs["proxies"] = {"http": args.proxy, "https": args.proxy}
+    if args.timeout is not None:
+        kwargs["timeout"] = args.timeout
+
+    err = sys.stderr
+    with wirekit.Session() as session:
+        if args.verbose:
+            session.hooks["response"].append(_verbose_hook(err))
+        response = session.request(
+            method,
+            args.url,
+            headers=headers,
+            allow_redirects=not args.no_redirects,
+            stream=True,
+            **kwargs,
+        )
+        with response:
+            if args.output is not None:
+                show = args.progress or err.isatty()
+                _download(response, args.output, Progress(err) if show else None)
+            elif method == "HEAD" and not args.verbose:
+                _write_head(sys.stdout, response)  # no body to show: show the head, as curl -I does
+            else:
+                out = sys.stdout.buffer
+                for chunk in response.iter_content(CHUNK_SIZE):
+                    out.write(chunk)
+                out.flush()
+    return exit_status(response.status_code)
+
+
+def exit_status(status_code: int) -> int:
+    """0 for 1xx/2xx/3xx, 4 for 4xx, 5 for 5xx."""
+    if 400 <= status_code < 500:
+        return EXIT_CLIENT_ERROR
+    if status_code >= 500:
+        return EXIT_SERVER_ERROR
+    return EXIT_OK
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or "(no details)"
+
+
+def _download(response: Any, path: str, progress: Progress | None) -> None:
+    """Stream the body into ``path``, drawing ``progress`` (wire bytes against Content-Length) if given."""
+    raw = response.raw
+    total: int | None = None
+    length = response.headers.get("content-length")
+    if length is not None and length.isdigit():
+        total = int(length)
+    try:
+        with open(path, "wb") as f:
+            for chunk in response.iter_content(CHUNK_SIZE):
+                f.write(chunk)
+                if progress is not None:
+                    progress.update(raw.tell() if raw is not None else 0, total)
+    except OSError as exc:
+        raise _OutputError(f"{path}: {exc.strerror or exc}") from exc
+    finally:
+        if progress is not None:
+            progress.finish()
+
+
+class _OutputError(Exception):
+    """The body could not be written (exit status 1)."""
+
+
+class Progress:
+    """A one-line progress bar: ``[#####     ]  52%  544.0 KiB / 1.0 MiB  12.3 MiB/s``, redrawn in place."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._started = time.monotonic()
+        self._last_draw = 0.0
+        self._done = 0
+        self._total: int | None = None
+
+    def update(self, done: int, total: int | None) -> None:
+        self._done, self._total = done, total
+        now = time.monotonic()
+        if now - self._last_draw >= PROGRESS_INTERVAL:
+            self._last_draw = now
+            self._draw(now)
+
+    def finish(self) -> None:
+        self._draw(time.monotonic())
+        self._stream.write("\n")
+        self._stream.flush()
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self._started, 1e-6)
+        rate = f"{format_bytes(self._done / elapsed)}/s"
+        total = self._total
+        if total:
+            fraction = min(self._done / total, 1.0)
+            filled = int(fraction * self.WIDTH)
+            bar = "#" * filled + " " * (self.WIDTH - filled)
+            line = f"[{bar}] {fraction:4.0%}  {format_bytes(self._done)} / {format_bytes(total)}  {rate}"
+        else:
+            line = f"{format_bytes(self._done)}  {rate}"
+        self._stream.write(f"\r{line}\x1b[K")
+        self._stream.flush()
+
+
+def format_bytes(n: float) -> str:
+    """``1536`` -> ``"1.5 KiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _write_head(stream: IO[str], response: Any, prefix: str = "") -> None:
+    stream.write(f"{prefix}HTTP/{response.http_version} {response.status_code} {response.reason}\n")
+    for name, value in response.headers.multi_items():
+        stream.write(f"{prefix}{name}: {value}\n")
+    stream.write(f"{prefix.rstrip()}\n")
+
+
+def _verbose_hook(stream: IO[str]) -> Callable[..., None]:
+    """A response hook that prints each exchange (redirects and auth rounds too) as curl -v does."""
+
+    def hook(response: Any, **_kwargs: Any) -> None:
+        request = response.request
+        if request is not None:
+            url = urlsplit(request.url or "")
+            target = url.path or "/"
+            if url.query:
+                target = f"{target}?{url.query}"
+            stream.write(f"> {request.method} {target} HTTP/1.1\n")
+            stream.write(f"> Host: {url.netloc.rpartition('@')[2]}\n")
+            for name, value in request.headers.multi_items():
+                stream.write(f"> {name}: {value}\n")
+            stream.write(">\n")
+            if request.body is not None:
+                size = len(request.body) if isinstance(request.body, bytes | str) else None
+                stream.write(f"* request body: {size if size is not None else 'streamed'} bytes\n")
+        _write_head(stream, response, "< ")
+        stream.write(f"* {response.elapsed.total_seconds() * 1000:.1f} ms to the response head\n")
+        stream.flush()
+
+    return hook
+
+
+# -- demo --------------------------------------------------------------------------------------------------
+
+
+def configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-n",
+        "--requests",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="requests per timed loop (default: the demo's own choice, a few hundred)",
+    )
+    parser.set_defaults(run=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from wirekit._demo import run
+
+    return run(requests=args.requests)
+
+
+# -- the command -------------------------------------------------------------------------------------------
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    **{
+        name: Subcommand(f"send a {name.upper()} request and print the body", configure_request, _REQUEST_EPILOG)
+        for name in HTTP_METHODS
+    },
+    "head": Subcommand("send a HEAD request and print the response head", configure_request, _REQUEST_EPILOG),
+    "demo": Subcommand("run the client against a local server and show what happened", configure_demo),
+}
+"""Every ``wirekit NAME``; add ``serve``, ``proxy``, ``rpc`` here (see the module docstring)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from wirekit import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="wirekit",
+        description="HTTP from the command line with wirekit, and a demo of it.",
+        epilog="exit status: 0 for 1xx/2xx/3xx, 4 for 4xx, 5 for 5xx, 1 for network errors, 2 for usage errors",
+    )
+    parser.add_argument("--version", action="version", version=f"wirekit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, sub in SUBCOMMANDS.items():
+        sub.configure(
+            subparsers.add_parser(
+                name,
+                help=sub.help,
+                description=sub.help,
+                epilog=sub.epilog,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``wirekit`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    from wirekit.exceptions import InvalidHeader, InvalidURL, RequestException
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Run = args.run
+    try:
+        return run(args)
+    except UsageError as exc:
+        parser.exit(EXIT_USAGE, f"wirekit: {exc}\n")
+    except (InvalidURL, InvalidHeader) as exc:
+        parser.exit(EXIT_USAGE, f"wirekit: {type(exc).__name__}: {_one_line(exc)}\n")
+    except RequestException as exc:
+        print(f"wirekit: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_NETWORK
+    except _OutputError as exc:
+        print(f"wirekit: cannot write the output: {exc}", file=sys.stderr)
+        return EXIT_NETWORK
+    except BrokenPipeError:
+        # The reader went away (``wirekit get URL | head``): stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_NETWORK
+    except KeyboardInterrupt:
+        print("wirekit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

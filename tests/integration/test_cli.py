@@ -1,0 +1,233 @@
+"""The ``wirekit`` command, run as ``python -m wirekit`` in a subprocess against real loopback servers.
+
+Each run gets an environment without proxy or CA-bundle variables, so what a test sees depends only on the
+options it passes. Warnings are errors in the child too (``-W error``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.servers import Endpoint, NginxEndpoint, TLSEndpoint
+from tests.servers.nginx import ONE_MB
+
+_DROPPED_ENV = ("_proxy", "requests_ca_bundle", "curl_ca_bundle", "ssl_cert_file", "ssl_cert_dir", "netrc")
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith(_DROPPED_ENV)}
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+def wirekit_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python -m wirekit ARGS``; stdout and stderr are captured as bytes; stdin is empty."""
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-m", "wirekit", *args],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        env=_env(),
+        check=False,
+    )
+
+
+def _no_traceback(result: subprocess.CompletedProcess[bytes]) -> None:
+    assert b"Traceback" not in result.stderr, result.stderr.decode()
+
+
+# -- requests and their output -------------------------------------------------------------------------------
+
+
+def test_get_prints_the_body(stdlib_http_server: Endpoint) -> None:
+    result = wirekit_cli("get", f"{stdlib_http_server.url}/hello")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"Hello, world!"
+    assert result.stderr == b""
+
+
+def test_header_option_sends_and_removes_headers(httpbin_server: Endpoint) -> None:
+    result = wirekit_cli(
+        "get", f"{httpbin_server.url}/headers", "-H", "X-Test: yes", "--header", "X-Other:  two words ", "-H", "Accept:"
+    )
+    assert result.returncode == 0, result.stderr
+    headers = json.loads(result.stdout)["headers"]
+    assert headers["X-Test"] == "yes"
+    assert headers["X-Other"] == "two words"
+    assert "Accept" not in headers  # 'Name:' removes a header wirekit sends by default
+
+
+def test_json_option_posts_a_typed_object(httpbin_server: Endpoint) -> None:
+    result = wirekit_cli(
+        "post",
+        f"{httpbin_server.url}/post",
+        "--json",
+        "n=3",
+        "--json",
+        "name=bob",
+        "--json",
+        "ok=true",
+        "--json",
+        'tags=["a", "b"]',
+        "--json",
+        'id="7"',
+    )
+    assert result.returncode == 0, result.stderr
+    echo = json.loads(result.stdout)
+    assert echo["json"] == {"n": 3, "name": "bob", "ok": True, "tags": ["a", "b"], "id": "7"}
+    assert echo["headers"]["Content-Type"] == "application/json"
+
+
+def test_data_option_sends_a_string_or_a_file(httpbin_server: Endpoint, tmp_path: Path) -> None:
+    form = wirekit_cli("post", f"{httpbin_server.url}/post", "--data", "a=1&b=2")
+    assert form.returncode == 0, form.stderr
+    assert json.loads(form.stdout)["form"] == {"a": "1", "b": "2"}  # form-urlencoded by default, as curl
+
+    body = tmp_path / "body.bin"
+    body.write_bytes(b"\x00\x01binary\xff")
+    sent = wirekit_cli(
+        "put", f"{httpbin_server.url}/put", "--data", f"@{body}", "-H", "Content-Type: application/octet-stream"
+    )
+    assert sent.returncode == 0, sent.stderr
+    echo = json.loads(sent.stdout)
+    assert echo["headers"]["Content-Type"] == "application/octet-stream"
+    assert echo["headers"]["Content-Length"] == str(len(body.read_bytes()))
+
+
+@pytest.mark.system
+def test_output_option_streams_1mb_to_a_file(nginx_server: NginxEndpoint, tmp_path: Path) -> None:
+    target = tmp_path / "1mb.bin"
+    result = wirekit_cli("get", f"{nginx_server.url}/1mb", "-o", str(target), "--progress")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b""
+    assert target.read_bytes() == ONE_MB
+    progress = result.stderr.decode()
+    assert "100%" in progress
+    assert "1.0 MiB / 1.0 MiB" in progress
+
+
+@pytest.mark.system
+def test_stdout_is_binary_safe(nginx_server: NginxEndpoint) -> None:
+    result = wirekit_cli("get", f"{nginx_server.url}/1mb")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ONE_MB
+    assert result.stderr == b""  # no progress bar without -o
+
+
+def test_verbose_shows_both_heads_on_stderr(stdlib_http_server: Endpoint) -> None:
+    result = wirekit_cli("get", f"{stdlib_http_server.url}/redirect/1", "-v")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"Hello, world!"
+    err = result.stderr.decode()
+    assert "> GET /redirect/1 HTTP/1.1" in err
+    assert f"> Host: {stdlib_http_server.netloc}" in err
+    assert "< HTTP/1.1 302 Found" in err
+    assert "> GET /hello HTTP/1.1" in err  # every hop of the redirect is shown
+    assert "< HTTP/1.1 200 OK" in err
+    assert "< Content-Length: 13" in err
+
+
+def test_no_redirects_stops_at_the_redirect(stdlib_http_server: Endpoint) -> None:
+    result = wirekit_cli("get", f"{stdlib_http_server.url}/redirect/1", "--no-redirects", "-v")
+    assert result.returncode == 0, result.stderr
+    assert "< HTTP/1.1 302 Found" in result.stderr.decode()
+    assert "GET /hello" not in result.stderr.decode()
+
+
+def test_head_prints_the_response_head(stdlib_http_server: Endpoint) -> None:
+    result = wirekit_cli("head", f"{stdlib_http_server.url}/hello")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert lines[0] == "HTTP/1.1 200 OK"
+    assert "Content-Length: 13" in lines
+
+
+def test_basic_auth_option(httpbin_server: Endpoint) -> None:
+    ok = wirekit_cli("get", f"{httpbin_server.url}/basic-auth/ann/secret", "-u", "ann:secret")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {"authenticated": True, "user": "ann"}
+    refused = wirekit_cli("get", f"{httpbin_server.url}/basic-auth/ann/secret", "-u", "ann:wrong")
+    assert refused.returncode == 4
+
+
+def test_tls_options(httpbin_tls: TLSEndpoint) -> None:
+    url = f"{httpbin_tls.localhost_url}/get"
+    untrusted = wirekit_cli("get", url)
+    assert untrusted.returncode == 1
+    assert untrusted.stderr.startswith(b"wirekit: SSLError: ")
+    _no_traceback(untrusted)
+    assert wirekit_cli("get", url, "--cacert", httpbin_tls.ca_bundle).returncode == 0
+    assert wirekit_cli("get", url, "--insecure").returncode == 0
+
+
+# -- exit status -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "code"), [(200, 0), (204, 0), (304, 0), (404, 4), (418, 4), (500, 5), (503, 5)])
+def test_exit_status_follows_the_response_status(stdlib_http_server: Endpoint, status: int, code: int) -> None:
+    result = wirekit_cli("get", f"{stdlib_http_server.url}/status/{status}")
+    assert result.returncode == code, result.stderr
+    _no_traceback(result)
+
+
+def test_closed_port_exits_1_naming_the_exception(closed_port: Endpoint) -> None:
+    result = wirekit_cli("get", f"{closed_port.url}/", "--timeout", "5")
+    assert result.returncode == 1
+    assert result.stdout == b""
+    err = result.stderr.decode()
+    assert err.startswith("wirekit: ConnectionError: ")
+    assert err.count("\n") == 1  # one line, no traceback
+
+
+def test_read_timeout_exits_1(stdlib_http_server: Endpoint) -> None:
+    result = wirekit_cli("get", f"{stdlib_http_server.url}/slow?delay=5", "--timeout", "0.3")
+    assert result.returncode == 1
+    assert result.stderr.startswith(b"wirekit: ReadTimeout: ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("get",),
+        ("fetch", "http://127.0.0.1/"),
+        ("get", "not a url"),
+        ("get", "http://127.0.0.1/", "-H", "no colon"),
+        ("post", "http://127.0.0.1/", "--json", "no-equals-sign"),
+        ("post", "http://127.0.0.1/", "--json", "a=1", "--data", "x"),
+        ("post", "http://127.0.0.1/", "--data", "@/nonexistent/file"),
+        ("get", "http://127.0.0.1/", "--timeout", "-1"),
+        ("get", "http://127.0.0.1/", "--insecure", "--cacert", "x.pem"),
+    ],
+)
+def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
+    result = wirekit_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == b""
+    assert result.stderr
+    _no_traceback(result)
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = wirekit_cli("--help")
+    assert result.returncode == 0
+    for name in ("get", "post", "put", "patch", "delete", "head", "demo"):
+        assert f"    {name} ".encode() in result.stdout
+
+
+# -- demo ------------------------------------------------------------------------------------------------------
+
+
+def test_demo_runs_and_reports_connection_reuse() -> None:
+    result = wirekit_cli("demo", "--requests", "50", timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    assert "connections opened: 1, reused: " in out
+    assert "GET /big" in out
+    assert "1.0 MiB" in out
+    _no_traceback(result)

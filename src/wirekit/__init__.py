@@ -53,6 +53,21 @@ from wirekit.exceptions import (
 )
 from wirekit.protocol import Headers
 
+_SUBMODULES = frozenset(
+    {"adapters", "auth", "cookies", "models", "net", "sessions", "status_codes", "structures", "testing"}
+)
+
+
+def __getattr__(name: str) -> object:
+    """Load requests' submodule names on first use, so ``requests.auth.X`` works after ``import wirekit as
+    requests`` without importing every submodule at start-up."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"wirekit.{name}")
+    raise AttributeError(f"module 'wirekit' has no attribute {name!r}")
+
+
 __all__ = [
     "AuthBase",
     "BaseTransport",

@@ -27,7 +27,7 @@ def session_with(handler):  # type: ignore[no-untyped-def]
         (303, "HEAD", "HEAD", False),
         (307, "POST", "POST", True),
         (308, "PUT", "PUT", True),
-        (302, "PUT", "PUT", False),
+        (302, "PUT", "GET", False),  # requests' rule (RFC 9110 allows it; browsers only do it for POST)
     ],
 )
 def test_redirect_method_and_body_rules(status: int, method: str, expected_method: str, body_kept: bool) -> None:
@@ -242,3 +242,13 @@ def test_public_names_are_exactly_all() -> None:
     assert public - modules == {n for n in wirekit.__all__ if not n.startswith("_")} - modules
     for name in wirekit.__all__:
         assert hasattr(wirekit, name), name
+
+
+def test_requests_submodules_load_after_a_bare_import() -> None:
+    import subprocess
+    import sys
+
+    code = "import wirekit as requests; print(requests.auth.HTTPDigestAuth, requests.adapters.HTTPAdapter, requests.structures.CaseInsensitiveDict)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HTTPDigestAuth" in out
+    assert "HTTPTransport" in out

@@ -31,6 +31,7 @@ _NEED_DATA = Sentinel.NEED_DATA
 _PAUSED = Sentinel.PAUSED
 _END = _EOM()
 _SMALL_BODY = 64 * 1024  # bodies up to this size go out in the same write as the head
+_MAX_INTERIM = 100  # 1xx responses before the final one; a server sending them forever never times out
 
 
 class HTTPConnection:
@@ -79,6 +80,7 @@ class HTTPConnection:
         """Read until the final response head (1xx interim responses are skipped)."""
         h11 = self._h11
         read = self.stream.read
+        interim = 0
         while True:
             try:
                 event = h11.next_event()
@@ -91,6 +93,9 @@ class HTTPConnection:
             if kind is _Response:
                 return event  # type: ignore[return-value]
             if kind is InformationalResponse:
+                interim += 1
+                if interim > _MAX_INTERIM:
+                    raise InvalidResponse(f"invalid response: more than {_MAX_INTERIM} interim (1xx) responses")
                 continue
             if kind is ConnectionClosed:
                 raise RemoteDisconnected("the server closed the connection without sending a response")
@@ -149,6 +154,13 @@ class HTTPConnection:
 
     def close(self) -> None:
         self.stream.close()
+
+    def __del__(self) -> None:
+        # Dropped without close() (a Session never closed, a streamed response never read): close the socket
+        # quietly, as urllib3 does under requests, rather than leave a ResourceWarning to the garbage collector.
+        stream = getattr(self, "stream", None)  # unset if __init__ did not finish
+        if stream is not None:
+            stream.close()
 
     def __repr__(self) -> str:
         return f"<HTTPConnection {self.key!r} sent={self.requests_sent}>"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import itertools
 import json as _json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -279,6 +280,14 @@ class PreparedRequest:
         else:
             self.hooks[event].extend(h for h in hook if callable(h))
 
+    def deregister_hook(self, event: str, hook: Hook) -> bool:
+        """Remove ``hook`` from ``event``; False when it was not registered."""
+        try:
+            self.hooks[event].remove(hook)
+            return True
+        except ValueError:
+            return False
+
     @property
     def path_url(self) -> str:
         """The request-target: path and query."""
@@ -420,6 +429,8 @@ class RawResponse:
         self._leftover = b""
         self._decoder: Any = None
         self._decoded = False
+        self._decoded_leftover = b""  # decoded bytes past the last read(amt, decode_content=True)
+        self._decoder_flushed = False
         self.status = status
         self.reason = reason
         self.headers = headers if headers is not None else Headers()
@@ -477,18 +488,19 @@ class RawResponse:
             self._decoder = make_decoder(self.headers.get("content-encoding"))
         if self._decoder is None:
             return self.read(amt)
-        out = bytearray()
-        while amt is None or len(out) < amt:
+        out = bytearray(self._decoded_leftover)
+        self._decoded_leftover = b""
+        while (amt is None or len(out) < amt) and not self._decoder_flushed:
             data = self.read_chunk()
             if not data:
+                self._decoder_flushed = True
                 out += self._decoder.flush()
                 break
             out += self._decoder.decode(data)
         if amt is not None and len(out) > amt:
-            # keep the surplus decoded bytes for the next read: re-queue as pre-decoded leftover
-            surplus = bytes(out[amt:])
+            # keep the decoded bytes past ``amt`` for the next read
+            self._decoded_leftover = bytes(out[amt:])
             del out[amt:]
-            self._pending_decoded = surplus
         return bytes(out)
 
     def stream(self, amt: int = 2**16, decode_content: bool | None = None) -> Iterator[bytes]:
@@ -622,6 +634,7 @@ class Response:
             if decoder is not None and (tail := decoder.flush()):
                 yield tail
         except ContentDecodingError as exc:
+            raw.close()  # the rest of the body is of no use: give the connection up, not back
             exc.response = self
             exc.request = self.request
             raise
@@ -647,7 +660,10 @@ class Response:
             if chunk_size is not None:
                 chunks = _rechunk(chunks, chunk_size)
         if decode_unicode:
-            return _decode_stream(chunks, self.encoding or self.apparent_encoding)
+            encoding = self.encoding
+            if encoding is None and not isinstance(self._content, bool):
+                encoding = self.apparent_encoding  # the body is in memory: guess from all of it
+            return _decode_stream(chunks, encoding)
         return chunks
 
     def iter_lines(
@@ -765,22 +781,40 @@ class Response:
 
 
 def _rechunk(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """Pieces of exactly ``size`` bytes (the last one shorter); linear in the input, however large a piece."""
     buf = b""
     for data in chunks:
         if not buf and len(data) == size:
             yield data
             continue
-        buf += data
-        while len(buf) >= size:
-            yield buf[:size]
-            buf = buf[size:]
+        if buf:
+            data = buf + data
+        end = len(data) - size
+        start = 0
+        while start <= end:
+            yield data[start : start + size]
+            start += size
+        buf = data[start:]
     if buf:
         yield buf
 
 
-def _decode_stream(chunks: Iterable[bytes], encoding: str) -> Iterator[str]:
+def _decode_stream(chunks: Iterable[bytes], encoding: str | None) -> Iterator[str]:
+    """Text from byte chunks; with no ``encoding``, the one guessed from the first chunk (as ``text`` would
+    guess it: UTF-8 when valid), since a stream cannot be read ahead."""
     import codecs
 
+    chunks = iter(chunks)
+    if encoding is None:
+        from wirekit.client._charset import guess_encoding
+
+        first = b""
+        for first in chunks:
+            if first:
+                break
+        # a multi-byte character cut at the end of the first chunk must not spoil the UTF-8 check
+        encoding = guess_encoding(first, max_bytes=max(len(first) - 1, 1)) if first else "utf-8"
+        chunks = itertools.chain((first,), chunks)
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     for chunk in chunks:
         if text := decoder.decode(chunk):

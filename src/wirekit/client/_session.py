@@ -429,10 +429,10 @@ class Session:
         return changed_port or changed_scheme
 
     def rebuild_method(self, prepared: PreparedRequest, response: Response) -> None:
-        """303 turns anything but HEAD into GET; 302 and 301 turn POST into GET (as browsers do)."""
+        """requests' rule: 303 and 302 turn anything but HEAD into GET; 301 turns POST into GET."""
         method = prepared.method
         status = response.status_code
-        if (status == 303 and method != "HEAD") or (status in (302, 301) and method == "POST"):
+        if (status in (303, 302) and method != "HEAD") or (status == 301 and method == "POST"):
             method = "GET"
         prepared.method = method
 
@@ -513,6 +513,17 @@ class Session:
             resp = self._send_with_auth(req, settings)
             url = self.get_redirect_target(resp)
             yield resp
+
+    def rebuild_proxies(self, prepared_request: PreparedRequest, proxies: Mapping[str, str] | None) -> dict[str, str]:
+        """requests' helper: the proxy for the request's URL, environment and NO_PROXY applied.
+
+        Unlike requests, it puts no Proxy-Authorization header on the request (and removes one): the
+        transport sends proxy credentials to the proxy only, never to the origin.
+        """
+        prepared_request.headers.pop("Proxy-Authorization", None)
+        url = prepared_request.url or ""
+        proxy = _SendSettings(self, Timeout(), False, None, None, proxies).proxy_for(url)
+        return {urlsplit(url).scheme: proxy} if proxy else {}
 
     def merge_environment_settings(
         self, url: str, proxies: Mapping[str, str] | None, stream: bool | None, verify: Any, cert: Any

@@ -144,6 +144,8 @@ class HTTPTransport(BaseTransport):
             from wirekit.client._environment import select_proxy
 
             proxy = select_proxy(url.url, proxies)
+            if proxy is not None and "://" not in proxy:
+                proxy = f"http://{proxy}"  # requests' prepend_scheme_if_needed: "host:port" is an HTTP proxy
         retry = self.max_retries
         method = request.method or "GET"
         while True:
@@ -192,7 +194,7 @@ class HTTPTransport(BaseTransport):
         try:
             while True:
                 if conn is None:
-                    conn = self._connect(url, proxy, https, t, verify, cert, key)
+                    conn = self._connect(url, proxy, https, t, verify, cert, key, request.headers)
                     pool.opened += 1
                 stream_ = conn.stream
                 stream_.read_timeout = t.read
@@ -215,7 +217,9 @@ class HTTPTransport(BaseTransport):
                 else:
                     target = url.target
                     wire._store = {"host": ["Host", url.host_header], **headers._store}
-                    if "proxy-authorization" in headers._store and proxy is None:
+                    if "proxy-authorization" in headers._store:
+                        # For the proxy only: never to the origin, directly or inside a CONNECT tunnel (where
+                        # it went in the CONNECT request, see _tunnel).
                         del wire._store["proxy-authorization"]
                 started = time.perf_counter()
                 try:
@@ -277,6 +281,7 @@ class HTTPTransport(BaseTransport):
         verify: TLSVerify,
         cert: TLSCert,
         key: Any,
+        headers: Headers | None = None,
     ) -> HTTPConnection:
         try:
             context = client_context(verify, cert) if https else None
@@ -300,13 +305,17 @@ class HTTPTransport(BaseTransport):
             raise ProxyError(f"could not connect to the proxy {proxy_url.host_header}: {exc}") from exc
         if not https:
             return HTTPConnection(stream, key)
-        return self._tunnel(stream, url, proxy_url, context, t, key)
+        proxy_auth = headers.get("proxy-authorization") if headers is not None else None
+        return self._tunnel(stream, url, proxy_url, context, t, key, proxy_auth)
 
-    def _tunnel(self, stream: Any, url: URL, proxy_url: URL, context: Any, t: Timeout, key: Any) -> HTTPConnection:
+    def _tunnel(
+        self, stream: Any, url: URL, proxy_url: URL, context: Any, t: Timeout, key: Any, proxy_auth: str | None = None
+    ) -> HTTPConnection:
         """Open a CONNECT tunnel through the proxy, then TLS to the origin inside it.
 
-        Proxy credentials go in the CONNECT request only, never in the request to the origin (requests'
-        CVE-2023-32681 leaked them there).
+        Proxy credentials (from the proxy URL, else a Proxy-Authorization header of the request, as
+        ``HTTPProxyAuth`` sets) go in the CONNECT request only, never in the request to the origin
+        (requests' CVE-2023-32681 leaked them there).
         """
         tunnel = HTTPConnection(stream, key)
         authority = url.host_header if url.port != 443 else f"{url.host_header}:443"
@@ -315,6 +324,8 @@ class HTTPTransport(BaseTransport):
         headers = Headers({"Host": authority})
         if proxy_url.username:
             headers["Proxy-Authorization"] = basic_auth_header(proxy_url.username, proxy_url.password)
+        elif proxy_auth:
+            headers["Proxy-Authorization"] = proxy_auth
         stream.read_timeout = t.connect
         stream.write_timeout = t.connect
         try:

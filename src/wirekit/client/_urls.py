@@ -25,6 +25,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21, "ftp
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _SAFE = "!#$%&'()*+,/:;=?@[]~"
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+# Anything requests' requote_uri would escape: not unreserved, not in _SAFE (a "%" is handled on its own)
+_NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9\-._~!#$&'()*+,/:;=?@\[\]%]").search
 
 
 class URL(NamedTuple):
@@ -60,18 +62,38 @@ def requote(uri: str) -> str:
         if uri.count("%") == len(_PERCENT.findall(uri)):
             return quote(_unquote_unreserved(uri), safe=_SAFE)
         return quote(uri, safe=_SAFE.replace("%", ""))
-    if uri.isascii() and " " not in uri and '"' not in uri and "<" not in uri and ">" not in uri:
+    if _NEEDS_QUOTING(uri) is None:
         return uri  # the common case: nothing to quote
     return quote(uri, safe=_SAFE)
 
 
 def _encode_host(host: str, original: str) -> str:
     if host.isascii():
+        if ":" not in host and (len(host.rstrip(".")) > 253 or any(len(label) > 63 for label in host.split("."))):
+            # DNS limits (RFC 1035 2.3.4); past them the resolver would fail with a UnicodeError
+            raise InvalidURL(f"Invalid URL {original!r}: host {host!r} has a label or a length DNS does not allow")
         return host.lower()
     try:
         return idna.encode(host, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
         raise InvalidURL(f"Invalid URL {original!r}: host {host!r} is not a valid IDNA name ({exc})") from None
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4: resolve ``.`` and ``..`` segments, as urllib3 does for requests."""
+    output: list[str] = []
+    for segment in path.split("/"):
+        if segment == ".":
+            continue
+        if segment != "..":
+            output.append(segment)
+        elif output:
+            output.pop()
+    if path.startswith("/") and (not output or output[0]):
+        output.insert(0, "")
+    if path.endswith(("/.", "/..")):
+        output.append("")
+    return "/".join(output) or "/"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -107,9 +129,12 @@ def parse_url(url: str) -> URL:
     bracketed = f"[{host}]" if ":" in host else host
     host_header = bracketed if port == default else f"{bracketed}:{port}"
     path = requote(parts.path) or "/"
+    if "/." in path:
+        path = _remove_dot_segments(path)
     query = requote(parts.query)
     target = f"{path}?{query}" if query else path
-    netloc = host_header
+    # r.url keeps a port that was written out, even the default one, as requests does; Host leaves it off
+    netloc = host_header if explicit_port is None or port != default else f"{bracketed}:{port}"
     username = unquote(parts.username) if parts.username else ""
     password = unquote(parts.password) if parts.password else ""
     if parts.username is not None:

@@ -207,6 +207,11 @@ class Connection:
             cb.upgraded = True
             return
         except httptools.HttpParserError as exc:
+            interrupted = exc.__context__
+            if interrupted is not None and not isinstance(interrupted, Exception):
+                # KeyboardInterrupt or SystemExit inside a callback: httptools wraps it, but it is nobody's
+                # protocol error and must not turn into one
+                raise interrupted from None
             self._fail(cb.error or _translate_parser_error(exc))
             return
         if cb.error is not None:

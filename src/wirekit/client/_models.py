@@ -67,7 +67,30 @@ def dispatch_hook(key: str, hooks: Mapping[str, Any] | None, hook_data: Any, **k
     return hook_data
 
 
-class Request:
+class RequestHooksMixin:
+    """Hook registration, shared by ``Request`` and ``PreparedRequest`` (requests' mixin of that name)."""
+
+    hooks: dict[str, list[Hook]]
+
+    def register_hook(self, event: str, hook: Hook | Iterable[Hook]) -> None:
+        """Call ``hook`` (or each of several) on ``event``; only "response" exists."""
+        if event not in self.hooks:
+            raise ValueError(f'Unsupported event specified, with event name "{event}"')
+        if callable(hook):
+            self.hooks[event].append(hook)
+        else:
+            self.hooks[event].extend(h for h in hook if callable(h))
+
+    def deregister_hook(self, event: str, hook: Hook) -> bool:
+        """Remove ``hook`` from ``event``; False when it was not registered."""
+        try:
+            self.hooks[event].remove(hook)
+            return True
+        except ValueError:
+            return False
+
+
+class Request(RequestHooksMixin):
     """A user-created request; ``prepare()`` turns it into the ``PreparedRequest`` that is sent."""
 
     def __init__(
@@ -96,21 +119,6 @@ class Request:
         for event, hook in (hooks or {}).items():
             self.register_hook(event, hook)
 
-    def register_hook(self, event: str, hook: Hook | Iterable[Hook]) -> None:
-        if event not in self.hooks:
-            raise ValueError(f'Unsupported event specified, with event name "{event}"')
-        if callable(hook):
-            self.hooks[event].append(hook)
-        else:
-            self.hooks[event].extend(h for h in hook if callable(h))
-
-    def deregister_hook(self, event: str, hook: Hook) -> bool:
-        try:
-            self.hooks[event].remove(hook)
-            return True
-        except ValueError:
-            return False
-
     def prepare(self) -> PreparedRequest:
         p = PreparedRequest()
         p.prepare(
@@ -131,7 +139,7 @@ class Request:
         return f"<Request [{self.method}]>"
 
 
-class PreparedRequest:
+class PreparedRequest(RequestHooksMixin):
     """The exact request to send: method, URL, headers and body, with nothing left to merge."""
 
     method: str | None
@@ -271,22 +279,6 @@ class PreparedRequest:
     def prepare_hooks(self, hooks: HooksType) -> None:
         for event, hook in (hooks or {}).items():
             self.register_hook(event, hook)
-
-    def register_hook(self, event: str, hook: Hook | Iterable[Hook]) -> None:
-        if event not in self.hooks:
-            raise ValueError(f'Unsupported event specified, with event name "{event}"')
-        if callable(hook):
-            self.hooks[event].append(hook)
-        else:
-            self.hooks[event].extend(h for h in hook if callable(h))
-
-    def deregister_hook(self, event: str, hook: Hook) -> bool:
-        """Remove ``hook`` from ``event``; False when it was not registered."""
-        try:
-            self.hooks[event].remove(hook)
-            return True
-        except ValueError:
-            return False
 
     @property
     def path_url(self) -> str:

@@ -20,14 +20,6 @@ import wirekit
 TIMEOUT = 10
 
 
-@pytest.fixture
-def session() -> Iterator[wirekit.Session]:
-    """A session that ignores the environment (proxies, CA bundles, netrc): only what each test passes."""
-    with wirekit.Session(timeout=TIMEOUT) as s:
-        s.trust_env = False
-        yield s
-
-
 def echoed_headers(response: wirekit.Response) -> dict[str, str]:
     """httpbin's /anything headers, lower-cased names."""
     return {k.lower(): v for k, v in response.json()["headers"].items()}

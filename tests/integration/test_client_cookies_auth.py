@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,13 +12,6 @@ from tests.servers import Endpoint, read_request, wait_until_closed
 import wirekit
 
 TIMEOUT = 10
-
-
-@pytest.fixture
-def session() -> Iterator[wirekit.Session]:
-    with wirekit.Session(timeout=TIMEOUT) as s:
-        s.trust_env = False
-        yield s
 
 
 def cookies_seen(session: wirekit.Session, url: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ import gc
 import socket
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -25,13 +25,6 @@ import wirekit
 
 TIMEOUT = 10
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-@pytest.fixture
-def session() -> Iterator[wirekit.Session]:
-    with wirekit.Session(timeout=TIMEOUT) as s:
-        s.trust_env = False
-        yield s
 
 
 def stats(session: wirekit.Session, url: str = "http://") -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,13 +23,6 @@ import wirekit
 
 TIMEOUT = 10
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-@pytest.fixture
-def session() -> Iterator[wirekit.Session]:
-    with wirekit.Session(timeout=TIMEOUT) as s:
-        s.trust_env = False
-        yield s
 
 
 @pytest.fixture

@@ -3,21 +3,12 @@ TooManyRedirects, allow_redirects=False with r.next, fragments, and the total ti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from tests.servers import Endpoint
 
 import wirekit
 
 TIMEOUT = 10
-
-
-@pytest.fixture
-def session() -> Iterator[wirekit.Session]:
-    with wirekit.Session(timeout=TIMEOUT) as s:
-        s.trust_env = False
-        yield s
 
 
 @pytest.mark.parametrize("kind", ["redirect", "relative-redirect", "absolute-redirect"])

@@ -7,7 +7,6 @@ import datetime
 import gzip
 import hashlib
 import json
-from collections.abc import Iterator
 
 import pytest
 from tests.servers import Endpoint, NginxEndpoint, require_module
@@ -16,13 +15,6 @@ from tests.servers.nginx import GZIP_TEXT, ONE_MB
 import wirekit
 
 TIMEOUT = 10
-
-
-@pytest.fixture
-def session() -> Iterator[wirekit.Session]:
-    with wirekit.Session(timeout=TIMEOUT) as s:
-        s.trust_env = False
-        yield s
 
 
 def opened(session: wirekit.Session) -> int:

@@ -1,0 +1,22 @@
+"""Fixtures shared by the client's integration tests (the servers are in tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import wirekit
+
+TIMEOUT = 10
+
+
+@pytest.fixture
+def session() -> Iterator[wirekit.Session]:
+    """A session that ignores the environment (proxies, CA bundles, netrc): only what each test passes.
+
+    A test module with other needs (a blocking pool, no default timeout) defines its own ``session``.
+    """
+    with wirekit.Session(timeout=TIMEOUT) as s:
+        s.trust_env = False
+        yield s

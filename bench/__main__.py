@@ -13,6 +13,7 @@ from types import FrameType
 
 COMMANDS: dict[str, str] = {
     "client": "bench.client",
+    "server": "bench.server",
 }
 
 

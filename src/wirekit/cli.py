@@ -385,6 +385,66 @@ def run_demo(args: argparse.Namespace) -> int:
     return run(requests=args.requests)
 
 
+# -- serve -------------------------------------------------------------------------------------------------
+
+_SERVE_EPILOG = """\
+examples:
+  wirekit serve                         the current directory on http://127.0.0.1:8000/
+  wirekit serve ./public --port 8080    another directory and port
+  wirekit serve --bind ::1 --workers 2  IPv6 loopback, two processes sharing the port
+
+Files are served with ETag and Last-Modified (304 answers), Range requests (206), gzip when the client
+accepts it, and directory listings (--no-listing turns them off). Nothing outside DIR is reachable: "..",
+encoded dots, symlinks out of DIR and NUL bytes are refused. One access log line per request on stderr,
+control characters escaped. --bind defaults to 127.0.0.1: pass 0.0.0.0 only when you mean it.
+"""
+
+
+def configure_serve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", nargs="?", default=".", metavar="DIR", help="directory to serve (default: .)")
+    parser.add_argument("-b", "--bind", default="127.0.0.1", metavar="ADDR", help="address (default: 127.0.0.1)")
+    parser.add_argument("-p", "--port", type=int, default=8000, metavar="N", help="port (default: 8000; 0: any)")
+    parser.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="processes (default: 1)")
+    parser.add_argument("--no-listing", action="store_true", help="answer 404 for directories without index")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no access log")
+    parser.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from wirekit.server import App, Response, ServerRequest
+    from wirekit.server._engine import run_workers
+    from wirekit.server._static import escape_for_log
+
+    if not os.path.isdir(args.directory):
+        raise UsageError(f"not a directory: {args.directory}")
+    app = App()
+    app.static("/", args.directory, listings=not args.no_listing)
+    handler: Any = app.__call__
+    if not args.quiet:
+
+        async def logged(request: ServerRequest) -> Response:
+            response: Response = await app(request)
+            client = request.client[0] if isinstance(request.client, tuple) else "-"
+            when = time.strftime("%d/%b/%Y %H:%M:%S")
+            line = f"{request.method} {request.target} HTTP/{request.http_version}"
+            sys.stderr.write(f'{client} - - [{when}] "{escape_for_log(line)}" {response.status}\n')
+            return response
+
+        handler = logged
+
+    from wirekit.server import Server
+
+    def make(sock: Any) -> Server:
+        return Server(handler, host=args.bind, port=args.port, sock=sock)
+
+    host = f"[{args.bind}]" if ":" in args.bind else args.bind
+    print(f"Serving {os.path.abspath(args.directory)} on http://{host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
+    run_workers(make, args.workers)
+    return 0
+
+
 # -- the command -------------------------------------------------------------------------------------------
 
 SUBCOMMANDS: dict[str, Subcommand] = {
@@ -393,6 +453,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         for name in HTTP_METHODS
     },
     "head": Subcommand("send a HEAD request and print the response head", configure_request, _REQUEST_EPILOG),
+    "serve": Subcommand("serve the files of a directory over HTTP", configure_serve, _SERVE_EPILOG),
     "demo": Subcommand("run the client against a local server and show what happened", configure_demo),
 }
 """Every ``wirekit NAME``; add ``serve``, ``proxy``, ``rpc`` here (see the module docstring)."""

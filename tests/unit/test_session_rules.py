@@ -238,6 +238,7 @@ def test_public_names_are_exactly_all() -> None:
         "sessions",
         "status_codes",
         "structures",
+        "server",
     }
     assert public - modules == {n for n in wirekit.__all__ if not n.startswith("_")} - modules
     for name in wirekit.__all__:

@@ -16,6 +16,8 @@ from types import TracebackType
 
 from wirekit.exceptions import ConnectionError, TotalTimeout
 from wirekit.net._errors import translate_os_error
+from wirekit.net._resolve import AddrInfo, resolve_for_connect
+from wirekit.net._shared import arm_timeout, find_separator, literal_family, no_separator, short_read, too_long
 
 __all__ = ["Stream", "open_tcp", "open_unix"]
 
@@ -62,11 +64,7 @@ class Stream:
         """Set the socket timeout for one operation; True when the deadline is what limits it."""
         by_deadline = False
         if self.deadline is not None:
-            remaining = self.deadline - _monotonic()
-            if remaining <= 0:
-                raise TotalTimeout("the total timeout ran out")
-            if timeout is None or remaining < timeout:
-                timeout, by_deadline = remaining, True
+            timeout, by_deadline = arm_timeout(timeout, self.deadline)
         if timeout != self._timeout:
             self._sock.settimeout(timeout)
             self._timeout = timeout
@@ -99,7 +97,7 @@ class Stream:
         """Exactly ``n`` bytes; ``ConnectionError`` if the peer closes first (what was read stays buffered)."""
         while len(self._buffer) < n:
             if not self._fill():
-                raise ConnectionError(f"connection closed after {len(self._buffer)} of {n} bytes")
+                raise short_read(len(self._buffer), n)
         data, self._buffer = self._buffer[:n], self._buffer[n:]
         return data
 
@@ -107,16 +105,12 @@ class Stream:
         """Bytes up to and including ``separator``; ``ValueError`` past ``limit`` bytes without it."""
         start = 0
         while True:
-            index = self._buffer.find(separator, start)
-            if index >= 0:
-                end = index + len(separator)
+            end, start = find_separator(self._buffer, separator, start, limit)
+            if end >= 0:
                 data, self._buffer = self._buffer[:end], self._buffer[end:]
                 return data
-            if len(self._buffer) > limit:
-                raise ValueError(f"no {separator!r} within {limit} bytes")
-            start = max(0, len(self._buffer) - len(separator) + 1)
             if not self._fill():
-                raise ConnectionError(f"connection closed before {separator!r}")
+                raise no_separator(separator)
 
     def read_line(self, *, limit: int = READ_SIZE) -> bytes:
         """One line with its ``\\n``, like ``file.readline()``: the rest at end of file, ``b""`` after."""
@@ -139,7 +133,7 @@ class Stream:
         while data := self.read():
             size += len(data)
             if limit is not None and size > limit:
-                raise ValueError(f"more than {limit} bytes before end of file")
+                raise too_long(limit)
             chunks.append(data)
         return b"".join(chunks)
 
@@ -222,18 +216,18 @@ def open_tcp(
 ) -> Stream:
     """Connect over TCP (IPv4 or IPv6, each address in turn), with TCP_NODELAY; TLS if ``tls`` is given.
 
-    ``timeout`` bounds the connection and the TLS handshake, each; the stream keeps no timeout afterwards.
+    ``timeout`` bounds the name lookup, each connection attempt and the TLS handshake, each; the stream keeps
+    no timeout afterwards. A literal IP address needs no lookup.
     """
-    if deadline is not None:
-        remaining = deadline - _monotonic()
-        if remaining <= 0:
-            raise TotalTimeout("the total timeout ran out before connecting")
-        by_deadline = timeout is None or remaining < timeout
-        timeout = remaining if by_deadline else timeout
-    else:
-        by_deadline = False
+    if deadline is not None and deadline <= _monotonic():
+        raise TotalTimeout("the total timeout ran out before connecting")
+    timeout, by_deadline = arm_timeout(timeout, deadline)
     try:
-        sock = socket.create_connection((host, port), timeout=timeout, source_address=source_address)
+        if timeout is None or literal_family(host) is not None:
+            sock = socket.create_connection((host, port), timeout=timeout, source_address=source_address)
+        else:
+            addresses = resolve_for_connect(host, port, timeout=timeout)
+            sock = _connect_first(addresses, timeout, deadline, source_address)
     except OSError as exc:
         raise translate_os_error(exc, "connect", deadline_hit=by_deadline) from exc
     try:
@@ -247,6 +241,27 @@ def open_tcp(
     stream = Stream(sock)
     stream.deadline = deadline
     return stream
+
+
+def _connect_first(
+    addresses: list[AddrInfo], timeout: float | None, deadline: float | None, source: tuple[str, int] | None
+) -> socket.socket:
+    """A socket connected to the first of ``addresses`` that answers (``socket.create_connection``'s loop)."""
+    error: OSError = OSError(f"no address to connect to among {addresses!r}")
+    for info in addresses:
+        attempt_timeout = arm_timeout(timeout, deadline)[0]
+        sock = socket.socket(info.family, info.type, info.proto)
+        try:
+            sock.settimeout(attempt_timeout)
+            if source is not None:
+                sock.bind(source)
+            sock.connect(info.address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+        else:
+            return sock
+    raise error
 
 
 def open_unix(path: str, *, timeout: float | None = None) -> Stream:

@@ -1,4 +1,5 @@
-"""TLS client contexts: built once per configuration and shared, since loading a CA bundle takes milliseconds."""
+"""TLS contexts: client ones built once per configuration and shared (loading a CA bundle takes milliseconds),
+and server ones for ``serve_tcp(tls=...)``."""
 
 from __future__ import annotations
 
@@ -59,3 +60,13 @@ def tls_key(verify: TLSVerify, cert: TLSCert) -> tuple[object, ...]:
     request that asked for something else (requests' CVE-2024-35195 had that shape).
     """
     return (id(verify) if isinstance(verify, ssl.SSLContext) else verify, cert)
+
+
+def server_context(
+    certfile: str | os.PathLike[str], keyfile: str | os.PathLike[str] | None = None, *, password: str | None = None
+) -> ssl.SSLContext:
+    """A TLS server context for ``serve_tcp(tls=...)``: this certificate chain (PEM) and key, TLS 1.2 or newer."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile, keyfile, password)
+    return ctx

@@ -4,7 +4,7 @@ Nothing in this package does I/O or imports socket, ssl, asyncio or threading (a
 behaviour is tested by feeding bytes, and the sync client, the async client and the servers share it.
 """
 
-from wirekit.protocol._connection import CLIENT, SERVER, Connection, Limits, Role, State
+from wirekit.protocol._connection import CLIENT, SERVER, Connection, Limits, Role, State, check_field
 from wirekit.protocol._events import (
     ConnectionClosed,
     Data,
@@ -39,5 +39,6 @@ __all__ = [
     "Role",
     "Sentinel",
     "State",
+    "check_field",
     "reason_phrase",
 ]

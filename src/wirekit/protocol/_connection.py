@@ -36,7 +36,7 @@ from wirekit.protocol._events import (
 )
 from wirekit.protocol._headers import Headers
 
-__all__ = ["CLIENT", "SERVER", "Connection", "Limits", "Role", "State"]
+__all__ = ["CLIENT", "SERVER", "Connection", "Limits", "Role", "State", "check_field"]
 
 
 class Role(enum.Enum):
@@ -78,6 +78,9 @@ _NO_BODY_STATUS = frozenset({204, 304})
 
 
 _GOOD_NAMES: set[str] = set()  # names already checked, so the common ones cost one set lookup
+# Names checked and known not to be framing or connection fields (the fast path of send_whole_response).
+_PLAIN_NAMES: set[str] = {"Content-Type", "Date", "Server", "Cache-Control", "ETag", "Last-Modified", "Location"}
+_FRAMING_NAMES = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
 def _check_name(name: str) -> None:
@@ -85,6 +88,14 @@ def _check_name(name: str) -> None:
         raise LocalProtocolError(f"invalid header name {name!r}")
     if len(_GOOD_NAMES) < 1024:
         _GOOD_NAMES.add(name)
+
+
+def check_field(name: str, value: str) -> None:
+    """Raise ``LocalProtocolError`` unless ``name: value`` can be sent (a token name, no CR, LF or NUL)."""
+    if name not in _GOOD_NAMES:
+        _check_name(name)
+    if _BAD_VALUE(value) is not None:
+        raise LocalProtocolError(f"invalid header value for {name!r}: control characters (CR, LF, NUL) are not allowed")
 
 
 def _serialize_head(start_line: str, headers: Headers) -> bytes:
@@ -216,8 +227,7 @@ class Connection:
             return
         if cb.error is not None:
             self._fail(cb.error)
-            return
-        if cb.in_head and cb.unreported > self.limits.max_field_size + self.limits.max_start_line:
+        elif cb.in_head and cb.unreported > self.limits.max_field_size + self.limits.max_start_line:
             self._fail(RemoteProtocolError("header line too long", status_hint=431))
 
     def _receive_head_only(self, data: bytes) -> None:
@@ -308,8 +318,10 @@ class Connection:
         if self.role is SERVER:
             assert isinstance(event, Request)
             self._request_method = event.method
-            self.they_are_waiting_for_100_continue = event.http_version == "1.1" and _has_token(
-                event.headers.get("expect"), "100-continue"
+            self.they_are_waiting_for_100_continue = (
+                "expect" in event.headers._store
+                and event.http_version == "1.1"
+                and _has_token(event.headers.get("expect"), "100-continue")
             )
         elif self._request_method == "CONNECT" and 200 <= event.status_code < 300:  # type: ignore[union-attr]
             self.their_state = State.SWITCHED_PROTOCOL
@@ -417,6 +429,119 @@ class Connection:
             self.our_state = self.their_state = State.SWITCHED_PROTOCOL
         return out
 
+    @staticmethod
+    def prepare_fields(fields: list[tuple[str, str]]) -> str:
+        """Check header fields once and serialize them, for ``send_whole_response(prepared=...)``.
+
+        A server that sends the same fields with many responses (its ``Date`` and ``Server``) prepares
+        them once (a second) instead of checking them on every response.
+        """
+        parts = []
+        for name, value in fields:
+            if name.lower() in _FRAMING_NAMES:
+                raise LocalProtocolError(f"{name} cannot be a prepared field")
+            if name not in _GOOD_NAMES:
+                _check_name(name)
+            if _BAD_VALUE(value) is not None:
+                raise LocalProtocolError(f"invalid header value for {name!r}: control characters are not allowed")
+            parts.append(f"{name}: {value}\r\n")
+        text = "".join(parts)
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise LocalProtocolError(f"header not encodable as Latin-1: {exc.object[exc.start : exc.end]!r}") from exc
+        return text
+
+    def send_whole_response(
+        self,
+        status: int,
+        headers: Headers | list[tuple[str, str]],
+        body: bytes = b"",
+        reason: str = "",
+        *,
+        prepared: str = "",
+    ) -> bytes:
+        """The bytes of a complete response: its head and a body of known length, in one buffer.
+
+        The same rules as ``send(Response(...))``, ``send(Data(body))`` and ``send(EndOfMessage())``, in one
+        call (a server writes headers and small bodies in one send); ``Content-Length`` is set from ``body``
+        unless the headers frame the body themselves. No body goes out for HEAD, 204 and 304. ``headers`` may
+        be a list of ``(name, value)`` pairs, the cheapest form for a server's own responses; ``prepared``
+        is a block from ``prepare_fields`` sent after them.
+        """
+        items = headers if type(headers) is list else headers.multi_items()  # type: ignore[union-attr]
+        parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} {reason or _reason(status)}\r\n"]
+        if reason or self.role is not SERVER or self.our_state is not State.IDLE or self._failed is not None:
+            return self._send_whole_slow(status, items, body, reason, prepared)
+        method = self._request_method
+        if method == "CONNECT" or self._cb.upgraded or self.their_state is State.IDLE or not 200 <= status < 600:
+            return self._send_whole_slow(status, items, body, reason, prepared)
+        values = []
+        length = None
+        for name, value in items:
+            if name not in _PLAIN_NAMES:
+                lower = name.lower()
+                if lower == "content-length" and length is None and value == str(len(body)):
+                    length = value  # declared, and right: nothing to add
+                elif lower in _FRAMING_NAMES:
+                    return self._send_whole_slow(status, items, body, reason, prepared)
+                else:
+                    _check_name(name)
+                    if len(_PLAIN_NAMES) < 1024:
+                        _PLAIN_NAMES.add(name)
+            values.append(value)
+            parts.append(f"{name}: {value}\r\n")
+        if values and _BAD_VALUE("".join(values)) is not None:
+            self.our_state = State.ERROR
+            raise LocalProtocolError("invalid header value: control characters (CR, LF, NUL) are not allowed")
+        if prepared:
+            parts.append(prepared)
+        no_body = status in _NO_BODY_STATUS
+        if not no_body and length is None:
+            parts.append(f"Content-Length: {len(body)}\r\n")
+        if self._our_keep_alive and self._their_keep_alive and self._message_keep_alive:
+            self.our_state = State.DONE
+        else:
+            self._our_keep_alive = False
+            self.our_state = State.MUST_CLOSE
+            parts.append("Connection: close\r\n")
+        parts.append("\r\n")
+        try:
+            head = "".join(parts).encode("latin-1")
+        except UnicodeEncodeError as exc:
+            self.our_state = State.ERROR
+            raise LocalProtocolError(f"header not encodable as Latin-1: {exc.object[exc.start : exc.end]!r}") from exc
+        if no_body or method == "HEAD" or not body:
+            return head
+        return head + body
+
+    def _send_whole_slow(
+        self, status: int, items: list[tuple[str, str]], body: bytes, reason: str, prepared: str
+    ) -> bytes:
+        headers = Headers(items)
+        for line in prepared.split("\r\n"):
+            if line:
+                name, _, value = line.partition(": ")
+                headers.add(name, value)
+        store = headers._store
+        if "content-length" not in store and "transfer-encoding" not in store and status not in _NO_BODY_STATUS:
+            headers["Content-Length"] = str(len(body))
+        head = self._send_response(Response(status, headers, reason))
+        writer = self._writer
+        try:
+            if writer is None:  # a CONNECT tunnel was opened: no body belongs to this response
+                if body:
+                    raise LocalProtocolError("a 2xx answer to CONNECT has no body")
+                return head
+            out = writer.write(body) if body else b""
+            out += writer.finish(None)
+        except LocalProtocolError:
+            self.our_state = State.ERROR
+            raise
+        self._writer = None
+        self.our_state = State.DONE if self._our_keep_alive else State.MUST_CLOSE
+        return head + out if out else head
+
     # -- cycles --------------------------------------------------------------------------------
     def start_next_cycle(self) -> None:
         """After a complete request and response on a keep-alive connection, get ready for the next pair."""
@@ -472,6 +597,17 @@ def _framing(store: dict[str, list[str]]) -> _BodyWriter | None:
     return None
 
 
+def _status_lines() -> dict[int, str]:
+    from wirekit.protocol._status import _REASONS
+
+    return {code: f"HTTP/1.1 {code} {phrase}\r\n" for code, phrase in _REASONS.items() if 200 <= code < 600}
+
+
+_STATUS_LINES = _status_lines()
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")}
+_END = EndOfMessage()  # shared: events are treated as immutable
+
+
 def _reason(status: int) -> str:
     from wirekit.protocol._status import reason_phrase
 
@@ -504,6 +640,9 @@ class _Callbacks:
         "interim",
         "interim_seen",
         "limits",
+        "max_field_size",
+        "max_fields",
+        "max_head_size",
         "parser",
         "raw",
         "reason",
@@ -519,6 +658,9 @@ class _Callbacks:
         self.conn = conn
         self.parser: Any = None
         self.limits = conn.limits
+        self.max_field_size = conn.limits.max_field_size
+        self.max_fields = conn.limits.max_fields
+        self.max_head_size = conn.limits.max_head_size
         self.error: RemoteProtocolError | None = None
         self.raw: list[tuple[bytes, bytes]] = []
         self.url = b""
@@ -567,6 +709,20 @@ class _Callbacks:
     def on_header(self, name: bytes, value: bytes) -> None:
         self.unreported = 0
         size = len(name) + len(value)
+        self.head_size += size + 4
+        raw = self.raw
+        if (
+            size <= self.max_field_size
+            and self.head_size <= self.max_head_size
+            and self.in_head
+            and len(raw) < self.max_fields
+        ):
+            raw.append((name, value))
+            return
+        self.head_size -= size + 4
+        self._header_slow(name, value, size)
+
+    def _header_slow(self, name: bytes, value: bytes, size: int) -> None:
         limits = self.limits
         if size > limits.max_field_size:
             self._limit(f"header field {name[:64]!r} too long", 431)
@@ -622,7 +778,8 @@ class _Callbacks:
             hosts = store.get("host")
             if (hosts is None and version == "1.1") or (hosts is not None and len(hosts) > 2):
                 self._limit("a request needs exactly one Host header", 400)
-            method = parser.get_method().decode("ascii")
+            bmethod = parser.get_method()
+            method = _METHODS.get(bmethod) or bmethod.decode("ascii")
             if not self.url:
                 self._limit("empty request target", 400)
             self.head_keep_alive.append(keep_alive)
@@ -641,7 +798,7 @@ class _Callbacks:
             return
         self.in_message = False
         self.until_close = False
-        self.conn._events.append(EndOfMessage(self.trailers))
+        self.conn._events.append(EndOfMessage(self.trailers) if self.trailers is not None else _END)
 
     def finish_head_only(self) -> None:
         """End a HEAD or CONNECT response at its header block, whatever framing headers it declared."""

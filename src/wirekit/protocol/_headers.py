@@ -8,6 +8,7 @@ from typing import Any, TypeAlias, overload
 HeaderItems: TypeAlias = "Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None"
 
 _MISSING: Any = object()
+_NAMES: dict[bytes, tuple[str, str]] = {}  # wire name -> (name, lower name), for the names seen most
 
 
 class Headers(MutableMapping[str, str]):
@@ -41,12 +42,17 @@ class Headers(MutableMapping[str, str]):
         """Build from ``(name, value)`` byte pairs as they came off the wire (decoded as Latin-1)."""
         self = cls.__new__(cls)
         store: dict[str, list[str]] = {}
+        names = _NAMES
         for bname, bvalue in raw:
-            name = bname.decode("latin-1")
-            key = name.lower()
-            entry = store.get(key)
+            known = names.get(bname)
+            if known is None:
+                name = bname.decode("latin-1")
+                known = (name, name.lower())
+                if len(names) < 512:
+                    names[bname] = known
+            entry = store.get(known[1])
             if entry is None:
-                store[key] = [name, bvalue.decode("latin-1")]
+                store[known[1]] = [known[0], bvalue.decode("latin-1")]
             else:
                 entry.append(bvalue.decode("latin-1"))
         self._store = store

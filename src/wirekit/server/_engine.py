@@ -1,0 +1,1178 @@
+"""The HTTP/1.1 server engine: asyncio protocols over the sans-IO ``protocol.Connection``.
+
+One ``Server`` accepts connections on an asyncio loop (uvloop when installed). Each connection is a
+``_HTTPProtocol`` that feeds the bytes it receives to a ``Connection(SERVER)`` and acts on its events; the
+protocol core decides framing, keep-alive, limits and smuggling rules, this module only moves bytes and runs
+handlers. Two kinds of handler:
+
+* a coroutine handler (``async def handler(request) -> Response``) runs on the loop. It is started eagerly:
+  a handler that never suspends answers within the same ``data_received`` call, without a Task;
+* a blocking handler (``BlockingHandler``: stdlib ``BaseHTTPRequestHandler`` classes, WSGI apps) runs in a
+  bounded pool of worker threads; it streams its answer back to the loop through a ``ResponseChannel``.
+
+Requests on one connection are answered in order, one at a time (pipelined requests wait in the parser).
+Time limits: the head of a request must arrive within ``header_timeout`` of its first byte (slowloris), an
+idle keep-alive connection is closed after ``keep_alive_timeout``. ``shutdown()`` stops accepting, closes
+idle connections, lets requests in flight finish (up to ``graceful_timeout``) and then closes the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import queue
+import re
+import signal
+import socket
+import ssl
+import threading
+import time
+import types
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
+from email.utils import formatdate
+from typing import Any, TypeAlias, cast
+from urllib.parse import parse_qsl
+
+from wirekit.exceptions import LocalProtocolError, RemoteProtocolError
+from wirekit.protocol import NEED_DATA, PAUSED, SERVER, Connection, Data, EndOfMessage, Headers, Limits, Request, State
+from wirekit.protocol import Response as ResponseHead
+
+__all__ = ["BlockingHandler", "Request", "Response", "ResponseChannel", "Server", "ServerRequest"]
+
+log = logging.getLogger("wirekit.server")
+
+READ_HIGH_WATER = 256 * 1024  # buffered request body above which the socket stops being read
+WRITE_CHUNK = 64 * 1024  # a blocking handler's output is handed to the loop in pieces of about this size
+SERVER_NAME = "wirekit"
+_NO_FIELDS: list[tuple[str, str]] = []
+_monotonic = time.monotonic
+
+HeaderPairs: TypeAlias = "Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None"
+
+_date_cache: list[Any] = [0, "", "", ""]
+
+
+def http_date() -> str:
+    """The current time as an IMF-fixdate (``Date`` header), recomputed at most once a second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _refresh_date(now)
+    return _date_cache[1]  # type: ignore[no-any-return]
+
+
+def _default_fields(octets: bool = False) -> str:
+    """``Date`` and ``Server`` (and a binary ``Content-Type``), serialized once a second (``prepare_fields``)."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _refresh_date(now)
+    return _date_cache[3 if octets else 2]  # type: ignore[no-any-return]
+
+
+def _refresh_date(now: int) -> None:
+    date = formatdate(now, usegmt=True)
+    fields = Connection.prepare_fields([("Date", date), ("Server", SERVER_NAME)])
+    octets = Connection.prepare_fields([("Content-Type", "application/octet-stream")])
+    _date_cache[:] = [now, date, fields, octets + fields]
+
+
+# -- request bodies ------------------------------------------------------------------------------------
+class _Body:
+    """A request body arriving from the loop, read by a coroutine (``await``) or a worker thread (blocking).
+
+    The loop side calls ``feed``, ``finish`` and ``fail``; above ``READ_HIGH_WATER`` buffered bytes it stops
+    reading the socket, and reading resumes once the handler drained the buffer.
+    """
+
+    __slots__ = ("_buffered", "_chunks", "_cond", "_done", "_error", "_paused", "_proto", "_waiter", "consumed")
+
+    def __init__(self, proto: _HTTPProtocol | None) -> None:
+        self._proto = proto
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._done = proto is None
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._cond: threading.Condition | None = None
+        self._paused = False
+        self.consumed = False
+
+    # loop side
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > READ_HIGH_WATER and not self._paused and self._proto is not None:
+            self._paused = True
+            self._proto.pause_body()
+        self._wake()
+
+    def finish(self) -> None:
+        self._done = True
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        if not self._done:
+            self._error = error
+            self._done = True
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        cond = self._cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
+
+    def _take(self) -> bytes:
+        data = self._chunks.popleft()
+        self._buffered -= len(data)
+        if self._paused and self._buffered <= READ_HIGH_WATER // 4 and self._proto is not None:
+            self._paused = False
+            self._proto.resume_body_threadsafe()
+        return data
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole body has arrived (it may not have been read yet)."""
+        return self._done
+
+    # coroutine side
+    async def aread(self) -> bytes:
+        """The next piece of the body; ``b""`` at its end. Raises the error that cut it short."""
+        while not self._chunks:
+            if self._done:
+                self.consumed = True
+                if self._error is not None:
+                    raise self._error
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+            self._waiter = None
+        return self._take()
+
+    # worker-thread side
+    def read_blocking(self, timeout: float | None) -> bytes:
+        """The next piece of the body, waiting in this thread; ``b""`` at its end."""
+        if not self._chunks and not self._done:
+            if self._cond is None:
+                self._cond = threading.Condition()
+            with self._cond:
+                if not self._cond.wait_for(lambda: self._chunks or self._done, timeout):
+                    raise TimeoutError("timed out waiting for the request body")
+        if self._chunks:
+            return self._take()
+        self.consumed = True
+        if self._error is not None:
+            raise self._error
+        return b""
+
+
+_EMPTY_BODY = _Body(None)
+
+
+# -- requests and responses ----------------------------------------------------------------------------
+class ServerRequest:
+    """An HTTP request as a handler sees it: head now, body on demand.
+
+    ``method``, ``target`` (as sent), ``path`` (without the query), ``query`` (the raw query string),
+    ``headers`` (case-insensitive), ``http_version``, ``client`` (the peer's address) and ``path_params``
+    (set by the router). ``await request.body()`` returns the whole body, ``request.stream()`` yields it in
+    pieces, ``await request.json()`` and ``await request.text()`` decode it.
+    """
+
+    __slots__ = ("_body", "_cached", "client", "headers", "http_version", "method", "path_params", "target")
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        headers: Headers,
+        http_version: str = "1.1",
+        client: Any = None,
+        body: _Body | None = None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.http_version = http_version
+        self.client = client
+        self.path_params: dict[str, str] = {}
+        self._body = body or _EMPTY_BODY
+        self._cached: bytes | None = None
+
+    @property
+    def path(self) -> str:
+        """The target without its query string (still percent-encoded)."""
+        target = self.target
+        i = target.find("?")
+        return target if i < 0 else target[:i]
+
+    @property
+    def query(self) -> str:
+        """The raw query string (after ``?``), or ``""``."""
+        target = self.target
+        i = target.find("?")
+        return "" if i < 0 else target[i + 1 :]
+
+    @property
+    def query_params(self) -> dict[str, str]:
+        """The query string decoded to a dict (the last value wins for repeated names)."""
+        return dict(parse_qsl(self.query, keep_blank_values=True))
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """Yield the body piece by piece as it arrives (with backpressure on the client)."""
+        if self._cached is not None:
+            if self._cached:
+                yield self._cached
+            return
+        while chunk := await self._body.aread():
+            yield chunk
+
+    async def body(self) -> bytes:
+        """The whole request body."""
+        if self._cached is None:
+            self._cached = b"".join([chunk async for chunk in self.stream()])
+        return self._cached
+
+    async def text(self) -> str:
+        """The body decoded with the charset the request declares (UTF-8 if none)."""
+        charset = "utf-8"
+        ctype = self.headers.get("content-type", "")
+        for param in ctype.split(";")[1:]:
+            key, _, value = param.strip().partition("=")
+            if key.lower() == "charset" and value:
+                charset = value.strip('"')
+        return (await self.body()).decode(charset, "replace")
+
+    async def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(await self.body())
+
+    def __repr__(self) -> str:
+        return f"<ServerRequest {self.method} {self.target}>"
+
+
+Body: TypeAlias = "bytes | str | Iterable[bytes] | AsyncIterable[bytes]"
+
+
+class Response:
+    """What a coroutine handler returns: a status, headers, and a body.
+
+    ``body`` is bytes (sent with ``Content-Length``, headers and body in one write), a ``str`` (UTF-8), or an
+    iterable / async iterable of bytes (sent as it is produced, chunked unless ``Content-Length`` is given).
+    ``media_type`` sets ``Content-Type``. Handlers may also return bytes, str, a dict or list (JSON) or None
+    (204); see ``to_response``.
+    """
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self,
+        body: Body = b"",
+        status: int = 200,
+        headers: HeaderPairs = None,
+        media_type: str | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = Headers(headers) if headers is not None else Headers()
+        if isinstance(body, str):
+            body = body.encode()
+            if media_type is None and "content-type" not in self.headers._store:
+                media_type = "text/plain; charset=utf-8"
+        if media_type is not None:
+            self.headers["Content-Type"] = media_type
+        self.body: bytes | Iterable[bytes] | AsyncIterable[bytes] = body
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200, headers: HeaderPairs = None) -> Response:
+        """A JSON response (compact, UTF-8)."""
+        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        return cls(body, status, headers, "application/json")
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 307) -> Response:
+        """A redirect to ``location``."""
+        return cls(b"", status, {"Location": location})
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status}]>"
+
+
+def to_response(result: Any) -> Response:
+    """Turn what a handler returned into a ``Response``: bytes, str, dict/list (JSON), None (204)."""
+    if type(result) is Response:
+        return result
+    if isinstance(result, bytes | bytearray | memoryview):
+        return Response(bytes(result), media_type="application/octet-stream")
+    if isinstance(result, str):
+        return Response(result.encode(), media_type="text/plain; charset=utf-8")
+    if isinstance(result, dict | list):
+        return Response.json(result)
+    if result is None:
+        return Response(b"", 204)
+    if isinstance(result, Response):
+        return result
+    raise TypeError(f"a handler returned {type(result).__name__}; return a Response, bytes, str, dict or list")
+
+
+Handler: TypeAlias = Callable[[ServerRequest], Awaitable[Any]]
+
+
+class BlockingHandler:
+    """A handler that runs in the worker pool, once per request: override ``handle``.
+
+    ``handle(request, channel)`` reads the body with ``channel.read(n)`` and answers with
+    ``channel.start_response(status, headers)``, ``channel.write(data)`` and returns (the engine ends the
+    response). ``connection_made``/``connection_lost`` mark a connection's life (on the loop).
+    """
+
+    def connection_made(self, proto: _HTTPProtocol) -> Any:
+        """Per-connection state for ``handle`` (returned object is passed back); None by default."""
+        return None
+
+    def handle(self, request: ServerRequest, channel: ResponseChannel, state: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class ResponseChannel:
+    """The worker thread's side of one response: body in, response out, flow-controlled by the loop."""
+
+    __slots__ = ("_buffer", "_buffered", "_closing", "_proto", "_started", "body_timeout", "head", "request")
+
+    def __init__(self, proto: _HTTPProtocol, request: ServerRequest, body_timeout: float | None) -> None:
+        self._proto = proto
+        self.request = request
+        self.head: tuple[int, Headers | list[tuple[str, str]], str] | None = None
+        self._started = False  # the head went to the loop
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._closing = False
+        self.body_timeout = body_timeout
+
+    def read(self, max_bytes: int = -1) -> bytes:
+        """Read up to ``max_bytes`` of the request body (all of it when negative); ``b""`` at the end."""
+        body = self.request._body
+        if max_bytes < 0:
+            return b"".join(iter(lambda: body.read_blocking(self.body_timeout), b""))
+        return body.read_blocking(self.body_timeout)
+
+    def start_response(self, status: int, headers: Headers | list[tuple[str, str]], reason: str = "") -> None:
+        """Set the response head (checked now: a bad header raises here, in the handler).
+
+        ``headers`` as a list of pairs is sent as it is (the caller checked each with ``check_field``); as
+        ``Headers`` it gets ``Date`` and ``Server`` when missing.
+        """
+        if type(headers) is not list:
+            _check_headers(headers)  # type: ignore[arg-type]
+        if _BAD_REASON(reason) is not None:
+            raise LocalProtocolError(f"invalid reason phrase {reason!r}")
+        self.head = (status, headers, reason)
+
+    def close_after(self) -> None:
+        """Close the connection once this response is sent."""
+        self._closing = True
+
+    def write(self, data: bytes) -> None:
+        """Queue body bytes; past ``WRITE_CHUNK`` they go to the loop, waiting while the client is slow."""
+        if self.head is None:
+            raise LocalProtocolError("write() before start_response()")
+        if data:
+            self._buffer.append(bytes(data))
+            self._buffered += len(data)
+            if self._buffered >= WRITE_CHUNK:
+                self.flush()
+
+    def flush(self) -> None:
+        """Hand the queued bytes to the loop now (and wait while the socket's buffer is full)."""
+        if self.head is None:
+            return
+        data, self._buffer, self._buffered = self._buffer, [], 0
+        head = None if self._started else self.head
+        self._started = True
+        self._proto.blocking_write(head, data)
+
+    def finish(self) -> None:
+        """End the response (called by the engine after ``handle`` returns)."""
+        head = None if self._started else self.head
+        self._proto.blocking_done(head, self._buffer, self._closing)
+
+
+_Head: TypeAlias = "tuple[int, Headers | list[tuple[str, str]], str]"
+_BAD_REASON = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
+
+
+def _check_headers(headers: Headers) -> None:
+    from wirekit.protocol._connection import _serialize_head
+
+    _serialize_head("", headers)  # raises LocalProtocolError on CR/LF/NUL or a bad name
+
+
+# -- coroutine driving ---------------------------------------------------------------------------------
+@types.coroutine
+def _resume(coro: Any, yielded: Any) -> Generator[Any, Any, Any]:
+    """Continue a coroutine that was started by hand and suspended on ``yielded`` (inside a Task now)."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _continue(coro: Any, yielded: Any) -> Any:
+    return await _resume(coro, yielded)
+
+
+# -- the connection protocol ---------------------------------------------------------------------------
+class _HTTPProtocol(asyncio.Protocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.transport: asyncio.Transport | None = None
+        self.conn = Connection(SERVER, limits=server.limits)
+        self.client: Any = None
+        self.busy = False  # a request is being handled
+        self.body: _Body | None = None  # the body of the request in flight, while it arrives
+        self.closing = False
+        self.deadline = 0.0  # when the current wait (see ``waiting``) times out
+        self.waiting: str | None = None  # "header", "idle" or None (a handler is running)
+        self.in_process = False
+        self.write_paused = False
+        self.drain_waiters: list[Any] = []
+        self.state: Any = None  # per-connection state of a blocking handler
+        self.task: asyncio.Task[Any] | None = None
+        self.reading_paused = False
+
+    # -- asyncio callbacks ----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio's classes
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.client = transport.get_extra_info("peername")
+        self.server.connections.add(self)
+        if self.server.blocking is not None:
+            self.state = self.server.blocking.connection_made(self)
+        self._wait("header")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.closing = True
+        self.waiting = None
+        if self.body is not None:
+            self.body.fail(RemoteProtocolError("the client closed the connection before the body was complete"))
+            self.body = None
+        for waiter in self.drain_waiters:
+            waiter()
+        self.drain_waiters.clear()
+        self.server._connection_done()
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        if self.waiting == "idle":
+            # first bytes of a request after an idle period: the head must now arrive within header_timeout
+            self.waiting = "header"
+            self.deadline = _monotonic() + self.server.header_timeout_or_inf
+        if not self.in_process:
+            self.process()
+
+    def eof_received(self) -> bool | None:
+        self.conn.receive_data(b"")
+        self.process()
+        return True  # keep the write side open until we answered
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiters, self.drain_waiters = self.drain_waiters, []
+        for waiter in waiters:
+            waiter()
+
+    # -- timeouts: the server sweeps the deadlines periodically (no timer handle per request) --------
+    def _wait(self, kind: str) -> None:
+        server = self.server
+        self.waiting = kind
+        self.deadline = _monotonic() + (
+            server.header_timeout_or_inf if kind == "header" else server.keep_alive_timeout_or_inf
+        )
+
+    def timed_out(self) -> None:
+        """The header or idle deadline passed: answer 408 to a half-sent head, else just close."""
+        self.waiting = None
+        if self.busy or self.closing:
+            return
+        if self.conn.their_state is State.IDLE and self.conn._cb.in_head:
+            self._reply_error(408, "the request head did not arrive in time")
+        else:
+            self._close()
+
+    # -- the state machine ----------------------------------------------------------------------
+    def process(self) -> None:
+        """Act on the events the core has: start a request, feed its body, or close."""
+        if self.in_process:
+            return  # called again from inside the loop below (a pipelined request): the loop goes on
+        self.in_process = True
+        try:
+            self._process()
+        finally:
+            self.in_process = False
+
+    def _process(self) -> None:
+        conn = self.conn
+        while not self.closing:
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError as exc:
+                self._protocol_error(exc)
+                return
+            kind = type(event)
+            if kind is Data:
+                if self.body is not None:
+                    self.body.feed(event.data)  # type: ignore[union-attr]
+                continue
+            if kind is EndOfMessage:
+                if self.body is not None:
+                    self.body.finish()
+                    self.body = None
+                continue
+            if kind is Request:
+                self._start(event)  # type: ignore[arg-type]
+                if not conn._events and conn.their_state is State.IDLE and not conn._eof:
+                    return  # answered, and nothing more has arrived: what next_event() would say (NEED_DATA)
+                continue
+            if event is NEED_DATA:
+                if conn._eof:
+                    self._close()
+                return
+            if event is PAUSED:
+                if conn.their_state is State.DONE and conn.our_state is State.DONE:
+                    self._next_cycle()  # the request body ended after its answer went out
+                    continue
+                return
+            self._close()  # ConnectionClosed: the client is done with this connection
+            return
+
+    def _start(self, event: Request) -> None:
+        conn = self.conn
+        self.busy = True
+        self.waiting = None
+        # peek: a request without a body has its EndOfMessage queued right behind its head
+        events = conn._events
+        if events and type(events[0]) is EndOfMessage:
+            conn.next_event()  # their side is DONE
+            body = _EMPTY_BODY
+        else:
+            body = self.body = _Body(self)
+            if conn.they_are_waiting_for_100_continue:
+                self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request = ServerRequest(event.method, event.target, event.headers, event.http_version, self.client, body)
+        server = self.server
+        if server.blocking is not None:
+            server.submit(self._run_blocking, request)
+            return
+        assert server.handler is not None
+        try:
+            coro = server.handler(request)
+            yielded = coro.send(None)  # type: ignore[attr-defined]  # eager: no Task unless it suspends
+        except StopIteration as stop:
+            self._respond(request, stop.value)
+        except Exception as exc:
+            self._handler_error(request, exc)
+        else:
+            task = self.loop.create_task(_continue(coro, yielded))
+            self.task = task
+            task.add_done_callback(lambda t: self._task_done(request, t))
+
+    def _task_done(self, request: ServerRequest, task: asyncio.Task[Any]) -> None:
+        self.task = None
+        if task.cancelled():
+            self._close()
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._handler_error(request, exc)
+        else:
+            self._respond(request, task.result())
+
+    def _handler_error(self, request: ServerRequest, exc: BaseException) -> None:
+        log.error("error in handler for %s %s", request.method, request.target, exc_info=exc)
+        if self.conn.our_state is State.IDLE:
+            self._reply_error(500, "internal server error", close=False)
+        else:
+            self._close()
+
+    def _respond(self, request: ServerRequest, result: Any) -> None:
+        if self.closing:
+            self.busy = False
+            return
+        conn = self.conn
+        try:
+            kind = type(result)
+            if kind is bytes and conn.their_state is State.DONE:
+                # the common case, kept short: bytes back from a request whose body has all arrived
+                data = conn.send_whole_response(200, _NO_FIELDS, result, prepared=_default_fields(True))
+            else:
+                response = result if kind is Response else to_response(result)
+                headers = response.headers
+                self.prepare_head(headers)
+                body = response.body
+                if type(body) is not bytes:
+                    self.loop.create_task(self._stream_response(request, response))
+                    return
+                data = conn.send_whole_response(response.status, headers, body)
+        except Exception as exc:
+            self._handler_error(request, exc)
+            return
+        self.transport.write(data)  # type: ignore[union-attr]
+        self.busy = False
+        if conn.our_state is State.DONE and conn.their_state is State.DONE and not self.server.stopping:
+            conn.start_next_cycle()
+            self.waiting = "idle"
+            self.deadline = _monotonic() + self.server.keep_alive_timeout_or_inf
+            if self.reading_paused:
+                self._resume_body()
+            self.process()
+        else:
+            self._finish_request()
+
+    async def _stream_response(self, request: ServerRequest, response: Response) -> None:
+        conn = self.conn
+        try:
+            self._write(conn.send(ResponseHead(response.status, response.headers)))
+            body = response.body
+            if isinstance(body, AsyncIterable):
+                async for chunk in body:
+                    if self.closing:
+                        return
+                    self._write(conn.send(Data(chunk)))
+                    await self.drain()
+            else:
+                for chunk in cast("Iterable[bytes]", body):
+                    if self.closing:
+                        return
+                    self._write(conn.send(Data(chunk)))
+                    await self.drain()
+            self._write(conn.send(EndOfMessage()))
+        except Exception as exc:
+            log.error("error while streaming the response to %s %s", request.method, request.target, exc_info=exc)
+            self._close()
+            return
+        self._finish_request()
+
+    async def drain(self) -> None:
+        if self.write_paused and not self.closing:
+            waiter = self.loop.create_future()
+            self.drain_waiters.append(lambda: None if waiter.done() else waiter.set_result(None))
+            await waiter
+
+    def _finish_request(self) -> None:
+        """The response is out: next request, or close."""
+        self.busy = False
+        conn = self.conn
+        if conn.our_state is not State.DONE or self.server.stopping:
+            self._close()
+            return
+        if conn.their_state is State.DONE:
+            self._next_cycle()
+            self.process()
+        else:
+            # The answer went out before the request body ended (it was sent with Connection: close, see
+            # _prepare_head): nothing more will be read.
+            self._close()
+
+    def _next_cycle(self) -> None:
+        conn = self.conn
+        if conn.our_state is not State.DONE or conn.their_state is not State.DONE:
+            return
+        conn.start_next_cycle()
+        if self.reading_paused and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        self._wait("idle")
+
+    # -- errors -----------------------------------------------------------------------------------
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        if self.body is not None:
+            self.body.fail(exc)
+            self.body = None
+        if self.busy:
+            return  # the handler is answering; the connection closes after
+        status = exc.status_hint or 400
+        self._reply_error(status, str(exc))
+
+    def _reply_error(self, status: int, message: str, *, close: bool = True) -> None:
+        conn = self.conn
+        headers = Headers()
+        headers["Content-Type"] = "text/plain; charset=utf-8"
+        headers["Date"] = http_date()
+        headers["Server"] = SERVER_NAME
+        if close:
+            headers["Connection"] = "close"
+        body = f"{status} {message}\n".encode("utf-8", "replace")
+        try:
+            data = conn.send_whole_response(status, headers, body)
+        except LocalProtocolError:
+            self._close()
+            return
+        self._write(data)
+        if close:
+            self._close()
+        else:
+            self._finish_request()
+
+    # -- output -----------------------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.write(data)
+
+    def _close(self) -> None:
+        self.closing = True
+        self.busy = False
+        self.waiting = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def close_if_idle(self) -> bool:
+        """Close now unless a request is in flight (graceful shutdown)."""
+        if self.busy:
+            return False
+        self._close()
+        return True
+
+    def abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def pause_body(self) -> None:
+        if self.transport is not None and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_body_threadsafe(self) -> None:
+        if threading.get_ident() == self.server.loop_thread:
+            self._resume_body()
+        else:
+            self.loop.call_soon_threadsafe(self._resume_body)
+
+    def _resume_body(self) -> None:
+        if self.reading_paused and self.transport is not None and not self.closing:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    # -- blocking handlers (worker threads) -------------------------------------------------------
+    def _run_blocking(self, request: ServerRequest) -> None:
+        """In a worker thread: run the blocking handler for one request."""
+        channel = ResponseChannel(self, request, self.server.body_timeout)
+        blocking = self.server.blocking
+        assert blocking is not None
+        try:
+            blocking.handle(request, channel, self.state)
+        except BaseException as exc:
+            if channel._started:
+                self.loop.call_soon_threadsafe(self._close)
+            else:
+                self.loop.call_soon_threadsafe(self._handler_error, request, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        channel.finish()
+
+    def blocking_write(self, head: _Head | None, chunks: list[bytes]) -> None:
+        """In a worker thread: send part of a response, waiting while the client reads slowly."""
+        done = threading.Event()
+        self.loop.call_soon_threadsafe(self._blocking_write, head, chunks, done)
+        while not done.wait(1.0):
+            if self.closing:
+                raise ConnectionResetError("the client went away")
+        if self.closing:
+            raise ConnectionResetError("the client went away")
+
+    def _blocking_write(self, head: _Head | None, chunks: list[bytes], done: Any) -> None:
+        conn = self.conn
+        try:
+            if head is not None:
+                status, fields, reason = head
+                headers = Headers(fields) if isinstance(fields, list) else fields
+                self.prepare_head(headers)
+                self._write(conn.send(ResponseHead(status, headers, reason)))
+            for chunk in chunks:
+                self._write(conn.send(Data(chunk)))
+        except LocalProtocolError:
+            log.exception("bad response from a blocking handler")
+            self._close()
+            done.set()
+            return
+        if self.write_paused and not self.closing:
+            self.drain_waiters.append(done.set)
+        else:
+            done.set()
+
+    def blocking_done(self, head: _Head | None, chunks: list[bytes], close: bool) -> None:
+        """In a worker thread: the handler returned; the rest of the response goes out on the loop."""
+        self.loop.call_soon_threadsafe(self._blocking_done, head, chunks, close)
+
+    def prepare_head(self, headers: Headers) -> None:
+        """Add Date and Server; close after this answer if the request body has not all arrived."""
+        store = headers._store
+        if "date" not in store:
+            headers["Date"] = http_date()
+        if "server" not in store:
+            headers["Server"] = SERVER_NAME
+        if self.conn.their_state is State.SEND_BODY and "connection" not in store:
+            headers["Connection"] = "close"
+
+    def _blocking_done(self, head: _Head | None, chunks: list[bytes], close: bool) -> None:
+        conn = self.conn
+        if self.closing:
+            self.busy = False
+            return
+        try:
+            if head is not None:
+                status, headers, reason = head
+                if isinstance(headers, list):
+                    if close or conn.their_state is State.SEND_BODY:
+                        headers.append(("Connection", "close"))
+                else:
+                    if close and "connection" not in headers._store:
+                        headers["Connection"] = "close"
+                    self.prepare_head(headers)
+                if conn.our_state is State.IDLE:
+                    body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+                    self._write(conn.send_whole_response(status, headers, body, reason))
+                    self._finish_request()
+                    return
+            if conn.our_state is State.IDLE:
+                # the handler sent nothing at all
+                self._reply_error(500, "the handler sent no response")
+                return
+            out = [conn.send(Data(chunk)) for chunk in chunks]
+            out.append(conn.send(EndOfMessage()))
+            self._write(b"".join(out))
+        except LocalProtocolError:
+            log.exception("bad response from a blocking handler")
+            self._close()
+            return
+        if close:
+            self._close()
+            return
+        self._finish_request()
+
+
+# -- the server ---------------------------------------------------------------------------------------
+class _WorkerPool:
+    """A bounded pool of daemon worker threads fed by one queue (cheaper per job than an executor)."""
+
+    def __init__(self, max_workers: int) -> None:
+        self.max_workers = max_workers
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.idle = 0
+        self.lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        # ``idle`` is only a hint (updated without a lock): at worst one thread too many starts, never
+        # more than max_workers.
+        if self.idle <= 0 and len(self.threads) < self.max_workers:
+            with self.lock:
+                if len(self.threads) < self.max_workers:
+                    thread = threading.Thread(
+                        target=self._work, name=f"wirekit-worker-{len(self.threads)}", daemon=True
+                    )
+                    self.threads.append(thread)
+                    thread.start()
+        else:
+            self.idle -= 1
+        self.jobs.put((fn, args))
+
+    def _work(self) -> None:
+        get = self.jobs.get
+        while True:
+            job = get()
+            if job is None:
+                return
+            fn, args = job
+            try:
+                fn(*args)
+            except BaseException:
+                log.exception("error in a worker thread")
+            self.idle += 1
+
+    def stop(self, timeout: float | None = None) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self.threads.clear()
+
+
+class Server:
+    """An HTTP/1.1 server on asyncio: coroutine handlers on the loop, blocking handlers in a thread pool.
+
+    Give either ``handler`` (``async def handler(request) -> Response | bytes | str | dict``) or
+    ``blocking`` (a ``BlockingHandler``). Listen on ``host``/``port``, a Unix ``path``, or an already bound
+    ``sock``. ``run()`` serves until ``shutdown()`` (or SIGINT/SIGTERM in the main thread);
+    ``start_in_thread()`` serves from a background thread, for tests and embedding.
+    """
+
+    def __init__(
+        self,
+        handler: Handler | None = None,
+        *,
+        blocking: BlockingHandler | None = None,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        path: str | None = None,
+        sock: socket.socket | None = None,
+        tls: ssl.SSLContext | None = None,
+        limits: Limits | None = None,
+        header_timeout: float | None = 10.0,
+        keep_alive_timeout: float | None = 75.0,
+        body_timeout: float | None = 60.0,
+        graceful_timeout: float = 30.0,
+        max_workers: int = 64,
+        backlog: int = 1024,
+        reuse_port: bool = False,
+    ) -> None:
+        if (handler is None) == (blocking is None):
+            raise ValueError("give exactly one of handler= (a coroutine function) or blocking=")
+        self.handler = handler
+        self.blocking = blocking
+        self.host, self.port, self.path, self.sock = host, port, path, sock
+        self.tls = tls
+        self.limits = limits or Limits(max_body_size=100 * 1024 * 1024)
+        self.header_timeout = header_timeout
+        self.keep_alive_timeout = keep_alive_timeout
+        self.body_timeout = body_timeout
+        self.graceful_timeout = graceful_timeout
+        self.header_timeout_or_inf = float("inf") if header_timeout is None else header_timeout
+        self.keep_alive_timeout_or_inf = float("inf") if keep_alive_timeout is None else keep_alive_timeout
+        self.backlog = backlog
+        self.reuse_port = reuse_port
+        self.pool = _WorkerPool(max_workers)
+        self.connections: set[_HTTPProtocol] = set()
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.loop_thread = 0
+        self.stopping = False
+        self._server: asyncio.AbstractServer | None = None
+        self._stopped: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._idle_waiter: asyncio.Future[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.sockets: list[socket.socket] = []
+
+    # -- addresses ------------------------------------------------------------------------------
+    @property
+    def server_address(self) -> Any:
+        """The address the server listens on (the real port when ``port=0``)."""
+        if self.sockets:
+            return self.sockets[0].getsockname()
+        return self.path or (self.host, self.port)
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the first listening socket."""
+        address = self.server_address
+        if isinstance(address, str):
+            return f"http+unix://{address}"
+        host = address[0]
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.tls else 'http'}://{host}:{address[1]}"
+
+    # -- serving --------------------------------------------------------------------------------
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self.pool.submit(fn, *args)
+
+    async def start(self) -> None:
+        """Bind and start accepting on the running loop."""
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
+        self._stopped = asyncio.Event()
+        factory = lambda: _HTTPProtocol(self)  # noqa: E731
+        if self.sock is not None:
+            if self.sock.family == getattr(socket, "AF_UNIX", None):
+                self._server = await self.loop.create_unix_server(
+                    factory, sock=self.sock, ssl=self.tls, backlog=self.backlog
+                )
+            else:
+                self._server = await self.loop.create_server(
+                    factory, sock=self.sock, ssl=self.tls, backlog=self.backlog
+                )
+        elif self.path is not None:
+            self._server = await self.loop.create_unix_server(factory, self.path, ssl=self.tls, backlog=self.backlog)
+        else:
+            self._server = await self.loop.create_server(
+                factory,
+                self.host,
+                self.port,
+                ssl=self.tls,
+                backlog=self.backlog,
+                reuse_address=True,
+                reuse_port=self.reuse_port or None,
+            )
+        self.sockets = list(self._server.sockets)
+        self._sweeper = self.loop.create_task(self._sweep())
+        self._started.set()
+
+    async def _sweep(self) -> None:
+        """Close connections past their header or keep-alive deadline (checked a few times a second)."""
+        timeouts = [t for t in (self.header_timeout, self.keep_alive_timeout) if t is not None]
+        period = min([0.5, *(t / 4 for t in timeouts)])
+        while True:
+            await asyncio.sleep(period)
+            now = _monotonic()
+            for proto in [p for p in self.connections if p.waiting is not None and p.deadline <= now]:
+                proto.timed_out()
+
+    async def serve(self) -> None:
+        """Start, serve until ``shutdown()``, then stop gracefully."""
+        await self.start()
+        assert self._stopped is not None
+        if self.stopping:  # shutdown() came before the loop ran
+            self._stopped.set()
+        await self._stopped.wait()
+        await self._graceful_stop()
+
+    def _connection_done(self) -> None:
+        waiter = self._idle_waiter
+        if self.stopping and not self.connections and waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _graceful_stop(self) -> None:
+        self.stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            self._server.close()
+        for proto in list(self.connections):
+            proto.close_if_idle()
+        if self.connections:
+            self._idle_waiter = self.loop.create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle_waiter, self.graceful_timeout)
+        for proto in list(self.connections):
+            proto.abort()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        await asyncio.sleep(0)
+        self.pool.stop(timeout=self.graceful_timeout)
+
+    def shutdown(self) -> None:
+        """Stop serving: no new connections, requests in flight finish. Safe from any thread."""
+        if self.loop is None or self._stopped is None:
+            self.stopping = True
+            return
+        if threading.get_ident() == self.loop_thread:
+            self._stopped.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                self.loop.call_soon_threadsafe(self._stopped.set)
+
+    def run(self) -> None:
+        """Serve in this thread until ``shutdown()``, SIGINT or SIGTERM (uvloop when installed)."""
+        loop = new_event_loop()
+        try:
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    with contextlib.suppress(NotImplementedError, RuntimeError):
+                        loop.add_signal_handler(sig, self.shutdown)
+            loop.run_until_complete(self.serve())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def start_in_thread(self) -> Server:
+        """Serve from a daemon thread; returns once the socket listens. Stop with ``stop()``."""
+        self._thread = threading.Thread(target=self.run, name="wirekit-server", daemon=True)
+        self._thread.start()
+        while not self._started.wait(0.05):
+            if not self._thread.is_alive():
+                raise RuntimeError("the server thread failed to start")
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """``shutdown()`` and wait for the serving thread to end."""
+        self.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> Server:
+        return self.start_in_thread()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's when it is installed, asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_workers(make_server: Callable[[socket.socket | None], Server], workers: int) -> None:
+    """Run ``workers`` processes serving one port (SO_REUSEPORT where the OS has it, else a shared socket)."""
+    if workers <= 1:
+        make_server(None).run()
+        return
+    children: list[int] = []
+    probe = make_server(None)
+    shared: socket.socket | None = None
+    if not hasattr(socket, "SO_REUSEPORT"):
+        shared = socket.create_server((probe.host, probe.port), backlog=probe.backlog)
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 0
+            try:
+                server = make_server(shared)
+                if shared is None:
+                    server.reuse_port = True
+                server.run()
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, _frame: Any) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = [signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        for pid in children:
+            while True:
+                try:
+                    os.waitpid(pid, 0)
+                    break
+                except InterruptedError:
+                    continue
+    finally:
+        for sig, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+            signal.signal(sig, handler)
+        if shared is not None:
+            shared.close()

@@ -24,6 +24,7 @@ from wirekit.protocol import (
     Request,
     Response,
     State,
+    check_field,
 )
 
 
@@ -496,3 +497,95 @@ def test_body_limit_holds_for_bodies_read_in_pieces() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         events(c)
     assert info.value.status_hint == 413
+
+
+# -- a whole response in one call (the servers' fast path) --------------------------------------------------
+def server_after(raw: bytes) -> Connection:
+    conn = Connection(SERVER)
+    conn.receive_data(raw)
+    events(conn)
+    return conn
+
+
+def test_whole_response_adds_content_length_and_keeps_alive() -> None:
+    conn = server_after(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    out = conn.send_whole_response(200, [("Content-Type", "text/plain")], b"hello")
+    assert out == b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+    assert conn.our_state is State.DONE
+    conn.start_next_cycle()
+    conn.receive_data(b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert isinstance(conn.next_event(), Request)
+
+
+def test_whole_response_same_bytes_as_the_event_api() -> None:
+    fast = server_after(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    slow = server_after(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    headers = Headers({"Content-Type": "text/plain", "Content-Length": "2"})
+    expected = slow.send(Response(200, Headers(headers))) + slow.send(Data(b"hi")) + slow.send(EndOfMessage())
+    assert fast.send_whole_response(200, headers.multi_items(), b"hi") == expected
+    assert fast.our_state is slow.our_state is State.DONE
+
+
+def test_whole_response_head_204_and_close() -> None:
+    conn = server_after(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert conn.send_whole_response(200, [], b"12345").endswith(b"Content-Length: 5\r\n\r\n")
+    conn = server_after(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    out = conn.send_whole_response(204, [], b"ignored")
+    assert b"Content-Length" not in out
+    assert out.endswith(b"\r\n\r\n")
+    conn = server_after(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert b"Connection: close\r\n" in conn.send_whole_response(200, [], b"x")
+    assert conn.our_state is State.MUST_CLOSE
+    conn = server_after(b"GET / HTTP/1.0\r\n\r\n")
+    assert b"Connection: close\r\n" in conn.send_whole_response(200, [], b"x")
+
+
+def test_whole_response_refuses_injection_and_wrong_lengths() -> None:
+    conn = server_after(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.send_whole_response(200, [("X-A", "1\r\nInjected: yes")], b"")
+    conn = server_after(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.send_whole_response(200, [("Content-Length", "9")], b"short")
+    conn = server_after(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.send_whole_response(200, [("Bad Name", "x")], b"")
+    conn = Connection(SERVER)
+    with pytest.raises(LocalProtocolError):
+        conn.send_whole_response(200, [], b"")  # no request yet
+
+
+def test_prepared_fields_and_check_field() -> None:
+    prepared = Connection.prepare_fields([("Date", "Thu, 01 Jan 2026 00:00:00 GMT"), ("Server", "w")])
+    assert prepared == "Date: Thu, 01 Jan 2026 00:00:00 GMT\r\nServer: w\r\n"
+    conn = server_after(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    out = conn.send_whole_response(200, [], b"ok", prepared=prepared)
+    assert out == b"HTTP/1.1 200 OK\r\n" + prepared.encode() + b"Content-Length: 2\r\n\r\nok"
+    for fields in ([("Content-Length", "1")], [("Connection", "close")], [("X", "a\nb")], [("X", "\u20ac")]):
+        with pytest.raises(LocalProtocolError):
+            Connection.prepare_fields(fields)
+    check_field("X-Ok", "value\twith tab")
+    for name, value in (("X", "a\rb"), ("X", "a\x00"), ("Bad:Name", "v"), ("", "v")):
+        with pytest.raises(LocalProtocolError):
+            check_field(name, value)
+
+
+def test_refused_whole_response_leaves_the_connection_free_to_answer() -> None:
+    for fields, body in (([("X-A", "1\r\nInjected: yes")], b""), ([("Content-Length", "9")], b"short")):
+        conn = server_after(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        with pytest.raises(LocalProtocolError):
+            conn.send_whole_response(200, fields, body)
+        assert conn.our_state is State.IDLE
+        out = conn.send_whole_response(500, [], b"error")
+        assert out.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+        assert conn.our_state is State.DONE
+
+
+def test_http10_keep_alive_is_granted_out_loud() -> None:
+    conn = server_after(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    out = conn.send_whole_response(200, [], b"x")
+    assert b"Connection: keep-alive\r\n" in out
+    assert conn.our_state is State.DONE
+    conn = server_after(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    out = conn.send(Response(200, Headers({"Content-Length": "1"}))) + conn.send(Data(b"x"))
+    assert b"Connection: keep-alive\r\n" in out

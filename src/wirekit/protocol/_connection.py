@@ -420,6 +420,8 @@ class Connection:
             self._our_keep_alive = False
             if not _has_token(headers.get("connection"), "close"):
                 headers["Connection"] = "close"
+        elif self.their_http_version == "1.0" and "connection" not in store:
+            headers["Connection"] = "keep-alive"  # an HTTP/1.0 client asked for it; say it is granted
         self._writer = writer
         self.our_state = State.SEND_BODY
         out = _serialize_head(f"HTTP/1.1 {status} {reason}\r\n", headers)
@@ -467,7 +469,9 @@ class Connection:
         call (a server writes headers and small bodies in one send); ``Content-Length`` is set from ``body``
         unless the headers frame the body themselves. No body goes out for HEAD, 204 and 304. ``headers`` may
         be a list of ``(name, value)`` pairs, the cheapest form for a server's own responses; ``prepared``
-        is a block from ``prepare_fields`` sent after them.
+        is a block from ``prepare_fields`` sent after them. A ``LocalProtocolError`` (a CR or LF in a
+        header, a body that does not match its ``Content-Length``) leaves the connection as it was: nothing
+        was sent, and the server can answer with an error instead.
         """
         items = headers if type(headers) is list else headers.multi_items()  # type: ignore[union-attr]
         parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} {reason or _reason(status)}\r\n"]
@@ -492,25 +496,27 @@ class Connection:
             values.append(value)
             parts.append(f"{name}: {value}\r\n")
         if values and _BAD_VALUE("".join(values)) is not None:
-            self.our_state = State.ERROR
             raise LocalProtocolError("invalid header value: control characters (CR, LF, NUL) are not allowed")
         if prepared:
             parts.append(prepared)
         no_body = status in _NO_BODY_STATUS
         if not no_body and length is None:
             parts.append(f"Content-Length: {len(body)}\r\n")
-        if self._our_keep_alive and self._their_keep_alive and self._message_keep_alive:
-            self.our_state = State.DONE
-        else:
-            self._our_keep_alive = False
-            self.our_state = State.MUST_CLOSE
+        keep = self._our_keep_alive and self._their_keep_alive and self._message_keep_alive
+        if not keep:
             parts.append("Connection: close\r\n")
+        elif self.their_http_version == "1.0":
+            parts.append("Connection: keep-alive\r\n")  # an HTTP/1.0 client asked for it; say it is granted
         parts.append("\r\n")
         try:
             head = "".join(parts).encode("latin-1")
         except UnicodeEncodeError as exc:
-            self.our_state = State.ERROR
             raise LocalProtocolError(f"header not encodable as Latin-1: {exc.object[exc.start : exc.end]!r}") from exc
+        if keep:
+            self.our_state = State.DONE
+        else:
+            self._our_keep_alive = False
+            self.our_state = State.MUST_CLOSE
         if no_body or method == "HEAD" or not body:
             return head
         return head + body
@@ -526,6 +532,7 @@ class Connection:
         store = headers._store
         if "content-length" not in store and "transfer-encoding" not in store and status not in _NO_BODY_STATUS:
             headers["Content-Length"] = str(len(body))
+        saved = (self.our_state, self.their_state, self._our_keep_alive, self._writer)
         head = self._send_response(Response(status, headers, reason))
         writer = self._writer
         try:
@@ -536,7 +543,8 @@ class Connection:
             out = writer.write(body) if body else b""
             out += writer.finish(None)
         except LocalProtocolError:
-            self.our_state = State.ERROR
+            # nothing was sent: the connection is as it was, free to answer otherwise (a 500)
+            self.our_state, self.their_state, self._our_keep_alive, self._writer = saved
             raise
         self._writer = None
         self.our_state = State.DONE if self._our_keep_alive else State.MUST_CLOSE

@@ -239,6 +239,9 @@ class WSGIHandler(BlockingHandler):
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
+            # the input is the body alone, de-chunked, and ends where it ends: a chunked body (no
+            # CONTENT_LENGTH) is readable to the end (werkzeug/Flask read nothing without this)
+            "wsgi.input_terminated": True,
         }
         headers = request.headers
         for name in headers:

@@ -399,7 +399,7 @@ class ResponseChannel:
     def finish(self) -> None:
         """End the response (called by the engine after ``handle`` returns)."""
         head = None if self._started else self.head
-        self._proto.blocking_done(head, self._buffer, self._closing)
+        self._proto.blocking_done(head, self._buffer, self._closing, self.request)
 
 
 _Head: TypeAlias = "tuple[int, Headers | list[tuple[str, str]], str]"
@@ -517,9 +517,14 @@ class _HTTPProtocol(asyncio.Protocol):
         if self.busy or self.closing:
             return
         if self.conn.their_state is State.IDLE and self.conn._cb.in_head:
-            self._reply_error(408, "the request head did not arrive in time")
-        else:
-            self._close()
+            # No request was parsed, so the protocol core has nothing to answer: the 408 is written as is.
+            body = b"408 the request head did not arrive in time\n"
+            head = (
+                f"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nDate: {http_date()}\r\n"
+                f"Server: {SERVER_NAME}\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            self._write(head.encode("latin-1") + body)
+        self._close()
 
     # -- the state machine ----------------------------------------------------------------------
     def process(self) -> None:
@@ -577,6 +582,13 @@ class _HTTPProtocol(asyncio.Protocol):
             conn.next_event()  # their side is DONE
             body = _EMPTY_BODY
         else:
+            limit = self.server.limits.max_body_size
+            if limit is not None:
+                length = event.headers.get("content-length")
+                if length is not None and length.isdigit() and int(length) > limit:
+                    # refused now, before a 100 Continue invites the body and before any of it is read
+                    self._reply_error(413, f"body larger than {limit} bytes")
+                    return
             body = self.body = _Body(self)
             if conn.they_are_waiting_for_100_continue:
                 self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -610,6 +622,16 @@ class _HTTPProtocol(asyncio.Protocol):
             self._respond(request, task.result())
 
     def _handler_error(self, request: ServerRequest, exc: BaseException) -> None:
+        conn = self.conn
+        if isinstance(exc, RemoteProtocolError) and (self.closing or conn.their_state is State.ERROR):
+            # Reading the request body failed: it was malformed or too large (the parser's status: 400, 413,
+            # 501), or the client went away. The client's error, not the handler's.
+            log.debug("bad request body for %s %s: %s", request.method, request.target, exc)
+            if conn.our_state is State.IDLE:
+                self._reply_error(exc.status_hint or 400, str(exc))
+            else:
+                self._close()
+            return
         log.error("error in handler for %s %s", request.method, request.target, exc_info=exc)
         if self.conn.our_state is State.IDLE:
             self._reply_error(500, "internal server error", close=False)
@@ -823,9 +845,9 @@ class _HTTPProtocol(asyncio.Protocol):
         else:
             done.set()
 
-    def blocking_done(self, head: _Head | None, chunks: list[bytes], close: bool) -> None:
+    def blocking_done(self, head: _Head | None, chunks: list[bytes], close: bool, request: ServerRequest) -> None:
         """In a worker thread: the handler returned; the rest of the response goes out on the loop."""
-        self.loop.call_soon_threadsafe(self._blocking_done, head, chunks, close)
+        self.loop.call_soon_threadsafe(self._blocking_done, head, chunks, close, request)
 
     def prepare_head(self, headers: Headers) -> None:
         """Add Date and Server; close after this answer if the request body has not all arrived."""
@@ -837,7 +859,7 @@ class _HTTPProtocol(asyncio.Protocol):
         if self.conn.their_state is State.SEND_BODY and "connection" not in store:
             headers["Connection"] = "close"
 
-    def _blocking_done(self, head: _Head | None, chunks: list[bytes], close: bool) -> None:
+    def _blocking_done(self, head: _Head | None, chunks: list[bytes], close: bool, request: ServerRequest) -> None:
         conn = self.conn
         if self.closing:
             self.busy = False
@@ -854,7 +876,12 @@ class _HTTPProtocol(asyncio.Protocol):
                     self.prepare_head(headers)
                 if conn.our_state is State.IDLE:
                     body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
-                    self._write(conn.send_whole_response(status, headers, body, reason))
+                    try:
+                        data = conn.send_whole_response(status, headers, body, reason)
+                    except LocalProtocolError as exc:  # e.g. a body shorter than its Content-Length
+                        self._handler_error(request, exc)
+                        return
+                    self._write(data)
                     self._finish_request()
                     return
             if conn.our_state is State.IDLE:

@@ -437,12 +437,22 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         conn, stream = self._conn, self._stream
         self.close_connection = True
         try:
-            event = _next_event(conn, stream)
+            event = conn.next_event()
+            if event is NEED_DATA:
+                # the first bytes wait as long as the idle timeout lets them; from there the whole head must
+                # arrive within the server's header_timeout, as on the engine (no slowloris by dripping bytes)
+                conn.receive_data(stream.read())
+                header_timeout = getattr(self.server, "header_timeout", None)
+                if header_timeout is not None:
+                    stream.deadline = time.monotonic() + header_timeout
+                event = _next_event(conn, stream)
         except RemoteProtocolError as exc:
             self._classic_error(exc.status_hint or 400, str(exc))
             return
         except (WirekitError, OSError):
             return
+        finally:
+            stream.deadline = None
         if not isinstance(event, Request):
             return  # the client closed the connection
         body = _StreamBody(conn, stream)
@@ -633,8 +643,8 @@ class HTTPServer(socketserver.TCPServer):
             keep_alive_timeout=self.keep_alive_timeout,
             max_workers=self.max_workers,
         )
+        self._engine_done = threading.Event()  # before _engine: shutdown() waits on it once it sees _engine
         self._engine = engine
-        self._engine_done = threading.Event()
         try:
             engine.run()
         finally:
@@ -647,6 +657,9 @@ class HTTPServer(socketserver.TCPServer):
             super().shutdown()
             return
         while (engine := getattr(self, "_engine", None)) is None:
+            done = getattr(self, "_engine_done", None)
+            if done is not None and done.is_set():
+                return  # serve_forever() already returned (an earlier shutdown()): as in the stdlib, no wait
             time.sleep(0.01)  # serve_forever() is starting (as in the stdlib, this waits for it to run)
         engine.shutdown()
         self._engine_done.wait()

@@ -158,8 +158,8 @@ def run_wirekit_app(port: int) -> None:
     app = App()
 
     @app.get("/")
-    async def hello(_request: Any) -> bytes:
-        return HELLO
+    async def hello(_request: Any) -> str:
+        return "Hello, world!"  # str: text/plain; charset=utf-8
 
     app.run(host=HOST, port=port)
 

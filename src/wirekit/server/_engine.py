@@ -53,7 +53,7 @@ _monotonic = time.monotonic
 
 HeaderPairs: TypeAlias = "Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None"
 
-_date_cache: list[Any] = [0, "", "", ""]
+_date_cache: list[Any] = [0, "", "", "", ""]
 
 
 def http_date() -> str:
@@ -64,19 +64,24 @@ def http_date() -> str:
     return _date_cache[1]  # type: ignore[no-any-return]
 
 
-def _default_fields(octets: bool = False) -> str:
-    """``Date`` and ``Server`` (and a binary ``Content-Type``), serialized once a second (``prepare_fields``)."""
+_OCTETS = 3
+_TEXT = 4
+
+
+def _default_fields(kind: int = 2) -> str:
+    """``Date`` and ``Server`` (after a ``Content-Type`` for ``_OCTETS`` or ``_TEXT``), serialized once a second."""
     now = int(time.time())
     if _date_cache[0] != now:
         _refresh_date(now)
-    return _date_cache[3 if octets else 2]  # type: ignore[no-any-return]
+    return _date_cache[kind]  # type: ignore[no-any-return]
 
 
 def _refresh_date(now: int) -> None:
     date = formatdate(now, usegmt=True)
     fields = Connection.prepare_fields([("Date", date), ("Server", SERVER_NAME)])
     octets = Connection.prepare_fields([("Content-Type", "application/octet-stream")])
-    _date_cache[:] = [now, date, fields, octets + fields]
+    text = Connection.prepare_fields([("Content-Type", "text/plain; charset=utf-8")])
+    _date_cache[:] = [now, date, fields, octets + fields, text + fields]
 
 
 # -- request bodies ------------------------------------------------------------------------------------
@@ -645,9 +650,12 @@ class _HTTPProtocol(asyncio.Protocol):
         conn = self.conn
         try:
             kind = type(result)
-            if kind is bytes and conn.their_state is State.DONE:
-                # the common case, kept short: bytes back from a request whose body has all arrived
-                data = conn.send_whole_response(200, _NO_FIELDS, result, prepared=_default_fields(True))
+            if (kind is bytes or kind is str) and conn.their_state is State.DONE:
+                # the common case, kept short: bytes or text back from a request whose body has all arrived
+                if kind is str:
+                    data = conn.send_whole_response(200, _NO_FIELDS, result.encode(), prepared=_default_fields(_TEXT))
+                else:
+                    data = conn.send_whole_response(200, _NO_FIELDS, result, prepared=_default_fields(_OCTETS))
             else:
                 response = result if kind is Response else to_response(result)
                 headers = response.headers

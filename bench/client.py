@@ -12,16 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench import _machine
 from bench._client_worker import PEERS
 from bench._nginx import nginx, nginx_version
 
@@ -123,43 +121,8 @@ def summarize(rounds: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, d
 
 
 def machine_info() -> dict[str, Any]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("wirekit", "requests", "httpx", "urllib3", "httplib2", "pycurl", "httptools", "matplotlib"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            check=False,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "load_avg_start": list(os.getloadavg()),
-        "nginx": nginx_version(),
-        "versions": versions,
-        "git": commit,
-    }
+    dists = ("wirekit", "requests", "httpx", "urllib3", "httplib2", "pycurl", "httptools", "matplotlib")
+    return {**_machine.machine_info(dists), "nginx": nginx_version()}
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -27,11 +26,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench import _machine
 from bench._nginx import BENCH_CPU, HELLO, _die_with_parent, _free_port, nginx, nginx_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -670,18 +668,8 @@ def render_chart(summary: dict[str, dict[str, Any]], meta: dict[str, Any], confi
 
 
 def machine_info() -> dict[str, Any]:
-    cpu_model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    versions: dict[str, str | None] = {}
-    for dist in ("wirekit", "uvicorn", "uvloop", "httptools", "aiohttp", "granian"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
+    info = _machine.machine_info(("wirekit", "uvicorn", "uvloop", "httptools", "aiohttp", "granian"))
+    versions = info["versions"]
     try:
         versions["nginx"] = nginx_version()
     except Exception:
@@ -690,30 +678,7 @@ def machine_info() -> dict[str, Any]:
     if wrk:
         out = subprocess.run([wrk, "-v"], check=False, capture_output=True, text=True, timeout=10)
         versions["wrk"] = ((out.stdout or out.stderr).split() or ["", "?"])[1]
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            check=False,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "load_avg_start": list(os.getloadavg()),
-        "server_cpu": BENCH_CPU,
-        "client_cpus": sorted(client_cpus()),
-        "versions": versions,
-        "git": commit,
-    }
+    return {**info, "server_cpu": BENCH_CPU, "client_cpus": sorted(client_cpus())}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,11 +63,13 @@ from wirekit.protocol import (
 from wirekit.protocol import Response as ResponseHead
 from wirekit.server import _socketserver as socketserver
 from wirekit.server._engine import (
+    WRITE_CHUNK,
     BlockingHandler,
     ResponseChannel,
     Server,
     ServerRequest,
     _check_headers,
+    http_date,
 )
 from wirekit.server._static import StaticFiles, escape_for_log
 
@@ -514,6 +516,7 @@ class _StreamChannel:
         self._started = False
         self._closing = False
         self._buffer: list[bytes] = []
+        self._buffered = 0
 
     def read(self, max_bytes: int = -1) -> bytes:
         if max_bytes < 0:
@@ -535,18 +538,19 @@ class _StreamChannel:
         if not self._started:
             self._started = True
             status, headers, reason = self.head
-            headers.setdefault("Date", formatdate(usegmt=True))
+            headers.setdefault("Date", http_date())
             if self._closing:
                 headers.setdefault("Connection", "close")
             self._buffer.append(self._conn.send(ResponseHead(status, headers, reason)))
         if data:
             self._buffer.append(self._conn.send(Data(data)))
-        if sum(map(len, self._buffer)) >= 65536:
+            self._buffered += len(data)
+        if self._buffered >= WRITE_CHUNK:
             self.flush()
 
     def flush(self) -> None:
         if self._buffer:
-            data, self._buffer = b"".join(self._buffer), []
+            data, self._buffer, self._buffered = b"".join(self._buffer), [], 0
             self._stream.send_all(data)
 
     def finish(self) -> None:

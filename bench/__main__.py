@@ -14,6 +14,7 @@ from types import FrameType
 COMMANDS: dict[str, str] = {
     "client": "bench.client",
     "server": "bench.server",
+    "cache": "bench.cache",
 }
 
 

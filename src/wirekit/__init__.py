@@ -54,7 +54,19 @@ from wirekit.exceptions import (
 from wirekit.protocol import Headers
 
 _SUBMODULES = frozenset(
-    {"adapters", "auth", "cookies", "models", "net", "sessions", "status_codes", "structures", "testing"}
+    {
+        "adapters",
+        "auth",
+        "cache",
+        "cookies",
+        "models",
+        "net",
+        "server",
+        "sessions",
+        "status_codes",
+        "structures",
+        "testing",
+    }
 )
 
 

@@ -126,6 +126,15 @@ def configure_request(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proxy", metavar="URL", help="send through this proxy (the environment's are ignored)")
     parser.add_argument("--no-redirects", action="store_true", help="do not follow redirects")
     parser.add_argument("-u", "--user", metavar="USER[:PASSWORD]", help="Basic auth; asks for the password if absent")
+    parser.add_argument(
+        "--cache",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="SPEC",
+        help="use the HTTP cache: a directory, sqlite:///PATH, redis://HOST/DB or memory: (default: a SQLite "
+        "file in ~/.cache/wirekit); the cache status is printed on stderr",
+    )
     parser.set_defaults(run=run_request)
 
 
@@ -221,7 +230,7 @@ def run_request(args: argparse.Namespace) -> int:
         kwargs["timeout"] = args.timeout
 
     err = sys.stderr
-    with wirekit.Session() as session:
+    with wirekit.Session(cache=args.cache) as session:
         if args.verbose:
             session.hooks["response"].append(_verbose_hook(err))
         response = session.request(
@@ -233,6 +242,8 @@ def run_request(args: argparse.Namespace) -> int:
             **kwargs,
         )
         with response:
+            if args.cache is not None:
+                print(f"cache: {response.cache_status} ({response.headers.get('cache-status', '')})", file=err)
             if args.output is not None:
                 show = args.progress or err.isatty()
                 _download(response, args.output, Progress(err) if show else None)
@@ -445,6 +456,55 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+_PROXY_EPILOG = """\
+examples:
+  wirekit proxy --cache sqlite:///tmp/proxy.db          a caching forward proxy on 127.0.0.1:8080
+  curl -x http://127.0.0.1:8080 http://example.com/      ... used by curl (HTTPS goes through CONNECT)
+  wirekit proxy --upstream http://127.0.0.1:8000 --listen 127.0.0.1:9000 --cache memory:
+                                                         a caching reverse proxy in front of a local app
+
+The cache is shared (RFC 9111): s-maxage, private and Authorization are honoured as a shared cache must.
+Responses carry Via and Cache-Status; when the origin is down, stale responses are served where
+stale-if-error allows.
+"""
+
+
+def configure_proxy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--listen", default="127.0.0.1:8080", metavar="ADDR:PORT", help="where to listen (default: 127.0.0.1:8080)"
+    )
+    parser.add_argument("--cache", metavar="SPEC", help="sqlite:///PATH, a directory, redis://HOST/DB or memory:")
+    parser.add_argument("--upstream", metavar="URL", help="a reverse proxy for this origin (http://host:port)")
+    parser.add_argument(
+        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS", help="per exchange with the origin"
+    )
+    parser.add_argument("--workers", type=_positive_int, default=64, metavar="N", help="connections served at once")
+    parser.set_defaults(run=run_proxy)
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    from wirekit.server import Proxy
+
+    host, colon, port_text = args.listen.rpartition(":")
+    if not colon or not port_text.isdigit():
+        raise UsageError(f"--listen {args.listen}: expected ADDR:PORT")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        proxy = Proxy(cache=args.cache, upstream=args.upstream, timeout=args.timeout)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    server = proxy.serve(host, int(port_text), max_workers=args.workers)
+    shown = f"[{host}]" if ":" in host else host
+    mode = f"reverse proxy for {args.upstream}" if args.upstream else "forward proxy"
+    cache = f", cache {args.cache}" if args.cache else ", no cache"
+    print(f"wirekit {mode} on http://{shown}:{server.port}/{cache} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.shutdown(timeout=5.0)  # exchanges and tunnels under way get 5 s, then are cut
+    return 0
+
+
 # -- the command -------------------------------------------------------------------------------------------
 
 SUBCOMMANDS: dict[str, Subcommand] = {
@@ -454,6 +514,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     },
     "head": Subcommand("send a HEAD request and print the response head", configure_request, _REQUEST_EPILOG),
     "serve": Subcommand("serve the files of a directory over HTTP", configure_serve, _SERVE_EPILOG),
+    "proxy": Subcommand(
+        "run a caching HTTP proxy (forward, or reverse with --upstream)", configure_proxy, _PROXY_EPILOG
+    ),
     "demo": Subcommand("run the client against a local server and show what happened", configure_demo),
 }
 """Every ``wirekit NAME``; add ``serve``, ``proxy``, ``rpc`` here (see the module docstring)."""

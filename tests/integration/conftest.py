@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from tests.servers.origin import Origin
 
 import wirekit
 
@@ -20,3 +21,11 @@ def session() -> Iterator[wirekit.Session]:
     with wirekit.Session(timeout=TIMEOUT) as s:
         s.trust_env = False
         yield s
+
+
+@pytest.fixture
+def origin() -> Iterator[tuple[Origin, str]]:
+    """A scripted origin (tests/servers/origin.py) running on loopback, and its base URL."""
+    o = Origin()
+    with o.running() as url:
+        yield o, url

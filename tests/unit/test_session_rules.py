@@ -239,6 +239,7 @@ def test_public_names_are_exactly_all() -> None:
         "status_codes",
         "structures",
         "server",
+        "cache",
     }
     assert public - modules == {n for n in wirekit.__all__ if not n.startswith("_")} - modules
     for name in wirekit.__all__:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from wirekit import __version__
@@ -39,6 +39,9 @@ from wirekit.client._urls import ParamsType, add_params, encode_params, prepare_
 from wirekit.exceptions import InvalidSchema, TooManyRedirects, TotalTimeout
 from wirekit.net import TLSCert, TLSVerify
 from wirekit.protocol import Headers
+
+if TYPE_CHECKING:
+    from wirekit.cache import CacheTransport
 
 __all__ = ["Session", "default_headers", "session"]
 
@@ -78,6 +81,13 @@ class Session:
         with wirekit.Session(timeout=10) as s:
             s.headers["Authorization"] = "Bearer ..."
             r = s.get("https://api.example.com/items", params={"page": 2})
+
+    ``cache=`` adds an HTTP cache (RFC 9111) in front of the connections: ``True`` (a SQLite file in the
+    user's cache directory), ``"memory:"``, a directory, ``"sqlite:///path.db"``, ``"redis://host/0"``,
+    a storage object or a ``CacheTransport``. ``session.cache`` then clears, deletes and counts::
+
+        s = wirekit.Session(cache="./cache")      # httplib2.Http("./cache")
+        r = s.get("https://example.com/")          # r.from_cache, r.cache_status: "hit", "miss", ...
     """
 
     __attrs__ = [
@@ -96,7 +106,7 @@ class Session:
         "timeout",
     ]
 
-    def __init__(self, *, timeout: TimeoutTypes = None) -> None:
+    def __init__(self, *, timeout: TimeoutTypes = None, cache: Any = None) -> None:
         self.headers: Headers = default_headers()
         self.auth: Any = None
         self.proxies: dict[str, str] = {}
@@ -111,8 +121,16 @@ class Session:
         self.timeout: TimeoutTypes = timeout
         self.adapters: dict[str, BaseTransport] = {}
         self._env: Environment | None = None
-        self.mount("https://", HTTPTransport())
-        self.mount("http://", HTTPTransport())
+        self.cache: CacheTransport | None = None
+        if cache is None or cache is False:
+            self.mount("https://", HTTPTransport())
+            self.mount("http://", HTTPTransport())
+        else:
+            from wirekit.cache import CacheTransport
+
+            self.cache = cache if isinstance(cache, CacheTransport) else CacheTransport(HTTPTransport(), cache)
+            self.mount("https://", self.cache)
+            self.mount("http://", self.cache)
 
     # -- context ---------------------------------------------------------------------------------
     def __enter__(self) -> Session:

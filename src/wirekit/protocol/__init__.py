@@ -15,7 +15,7 @@ from wirekit.protocol._events import (
     Response,
     Sentinel,
 )
-from wirekit.protocol._headers import Headers
+from wirekit.protocol._headers import HOP_BY_HOP, Headers, connection_options, end_to_end
 from wirekit.protocol._status import reason_phrase
 
 NEED_DATA = Sentinel.NEED_DATA
@@ -23,6 +23,7 @@ PAUSED = Sentinel.PAUSED
 
 __all__ = [
     "CLIENT",
+    "HOP_BY_HOP",
     "NEED_DATA",
     "PAUSED",
     "SERVER",
@@ -40,5 +41,7 @@ __all__ = [
     "Sentinel",
     "State",
     "check_field",
+    "connection_options",
+    "end_to_end",
     "reason_phrase",
 ]

@@ -159,3 +159,37 @@ def _coerce(key: str, value: object) -> str:
     from wirekit.exceptions import InvalidHeader
 
     raise InvalidHeader(f"Header {key!r} must be str or bytes, not {type(value).__name__}")
+
+
+# Fields that describe one connection, not the message (RFC 9110 section 7.6.1): a proxy drops them, and a
+# cache neither stores them nor updates them (RFC 9111 sections 3.1 and 3.2).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "trailer",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-authentication-info",
+    }
+)
+
+
+def connection_options(headers: Headers) -> set[str]:
+    """The lower-case field names that ``Connection`` lists (hop-by-hop too, RFC 9110 section 7.6.1)."""
+    lines = headers._store.get("connection")
+    if lines is None:
+        return set()
+    return {n for line in lines[1:] for n in (p.strip().lower() for p in line.split(",")) if n}
+
+
+def end_to_end(headers: Headers, drop: set[str] | frozenset[str] = frozenset()) -> Headers:
+    """A copy of ``headers`` without the hop-by-hop fields, the fields ``Connection`` names, and ``drop``."""
+    gone = HOP_BY_HOP | connection_options(headers) | drop
+    out = Headers.__new__(Headers)
+    out._store = {name: lines[:] for name, lines in headers._store.items() if name not in gone}
+    return out

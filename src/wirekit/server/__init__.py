@@ -27,6 +27,7 @@ from wirekit.server._httpserver import (
     SimpleHTTPRequestHandler,
     ThreadingHTTPServer,
 )
+from wirekit.server._proxy import Proxy
 from wirekit.server._socketserver import (
     BaseRequestHandler,
     BaseServer,
@@ -72,6 +73,7 @@ __all__ = [
     "HTTPMessage",
     "HTTPServer",
     "IdleTimeout",
+    "Proxy",
     "Response",
     "ResponseChannel",
     "Server",

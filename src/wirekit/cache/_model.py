@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from wirekit.protocol import Headers
 
@@ -44,6 +45,9 @@ class CachedResponse:
     body_length: int = -1  # set by the storage when the body is committed
     expires: float | None = None  # epoch seconds after which the storage may drop it (Policy.storage_expiry)
     body: bytes | None = None  # the body, when the storage read it along with the metadata (small bodies)
+    # what the policy worked out from the headers (parsed Cache-Control, initial age, lifetime): entries are
+    # read-only, so a storage that hands out the same entry again saves that work on each hit; never stored
+    judged: Any = field(default=None, repr=False)
 
 
 @dataclass(slots=True)

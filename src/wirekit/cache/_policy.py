@@ -836,12 +836,20 @@ class Policy:
             return _miss(req, "vary-miss")
 
         store = entry.headers._store
-        cc = _cc_of(store)
-        unusable = self._unusable(cc, entry.status)
+        judged = entry.judged
+        if judged is None or judged[0] is not self:
+            cc = _cc_of(store)
+            judged = entry.judged = (
+                self,
+                cc,
+                self._unusable(cc, entry.status),
+                self._initial_age(entry),
+                self._lifetime(store, cc, entry.status, entry.response_time) or 0,
+            )
+        _, cc, unusable, initial_age, lifetime = judged
         if unusable:
             return _miss(req, unusable)
-        age = self._initial_age(entry) + max(0.0, now - entry.response_time)
-        lifetime = self._lifetime(store, cc, entry.status, entry.response_time) or 0
+        age = initial_age + max(0.0, now - entry.response_time)
         remaining = lifetime - age
         age_i = int(age)
         ttl = int(lifetime) - age_i

@@ -56,7 +56,7 @@ PENDING_STALE = 3600.0  # seconds after which an unfinished chunked write is aba
 _ENTRY_OVERHEAD = 64  # bytes counted per row besides meta and body
 _SWEEP_LIMIT = 1000  # rows one eviction or sweep pass deletes at most
 _APPLICATION_ID = 0x574B4331  # "WKC1"
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _READ_BUSY_MS = 50  # the connection's busy timeout; reads retry a few times on top of it
 _READ_RETRIES = (0.002, 0.01, 0.05)
 _CORRUPT_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -74,8 +74,10 @@ CREATE TABLE IF NOT EXISTS entries (
     size INTEGER NOT NULL,
     last_used REAL NOT NULL,
     expires REAL,
+    version INTEGER NOT NULL,
     UNIQUE (key, variant)
 );
+CREATE INDEX IF NOT EXISTS entries_hit ON entries (key, version, last_used);
 CREATE INDEX IF NOT EXISTS entries_last_used ON entries (last_used);
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires) WHERE expires IS NOT NULL;
 CREATE TABLE IF NOT EXISTS chunks (
@@ -105,10 +107,11 @@ DROP TABLE IF EXISTS totals;
 """
 
 # One string per statement, so sqlite3's statement cache prepares each once per connection.
-# sorted here (no temp b-tree); length(body) reads the record header only, so a hit whose row this process
-# has already decoded (see _memo) copies no body and decodes nothing
-_GET = "SELECT meta, length(body), blob, last_used, id FROM entries WHERE key = ?"
-_GET_BODY = "SELECT body FROM entries WHERE id = ? AND meta = ?"
+# A hit reads the index entries_hit only (key -> version, last_used, id): each write gives a row a new random
+# version, so a row whose id and version this process has seen (see _memo) is the entry it decoded then, and
+# the hit copies no metadata or body and decodes nothing. Sorted here: no temp b-tree.
+_GET = "SELECT version, last_used, id FROM entries WHERE key = ?"
+_GET_ROW = "SELECT meta, body, blob FROM entries WHERE id = ? AND version = ?"
 MEMO_BYTES = 32 << 20  # decoded rows kept per process: bodies up to this many bytes in all
 MEMO_ROWS = 4096
 _GET_ONE = "SELECT meta, body, blob, id FROM entries WHERE key = ? AND variant = ?"
@@ -126,11 +129,11 @@ _DELETE_KEY = "DELETE FROM entries WHERE key = ?"
 _DROP_ROW = "DELETE FROM entries WHERE key = ? AND meta = ?"
 _HAS_ROW = "SELECT 1 FROM entries WHERE id = ? AND blob = ?"
 _INSERT = (
-    "INSERT INTO entries (key, variant, meta, body, blob, body_length, size, last_used, expires)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO entries (key, variant, meta, body, blob, body_length, size, last_used, expires, version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _STORED_LENGTH = "SELECT body_length FROM entries WHERE key = ? AND variant = ?"
-_UPDATE_META = "UPDATE entries SET meta = ?, size = ?, expires = ? WHERE key = ? AND variant = ?"
+_UPDATE_META = "UPDATE entries SET meta = ?, size = ?, expires = ?, version = ? WHERE key = ? AND variant = ?"
 _TOUCH = "UPDATE entries SET last_used = ? WHERE key = ? AND variant = ? AND last_used < ?"
 _TOTALS = "SELECT entries, size FROM totals WHERE id = 0"
 _LRU = "SELECT id, size FROM entries ORDER BY last_used LIMIT ?"
@@ -191,10 +194,10 @@ class SQLiteStorage(Storage):
         self._closed = False
         self._writes = 0
         self._stale_use: set[tuple[str, str]] = set()  # entries whose last_used a get found a minute old
-        # row id -> (meta bytes, the entry decoded from them, with its inline body): a row whose meta is
-        # byte-for-byte the same is the same stored response (meta holds response_time and body_length,
-        # and an entry's body never changes in place), so a repeated hit skips the decode and the body copy
-        self._memo: dict[int, tuple[bytes, CachedResponse]] = {}
+        # row id -> (version, the entry decoded from that row, with its inline body): every write gives the
+        # row a new random version, so the same id and version is the same stored response and a repeated
+        # hit skips the decode and the body copy (entries are read-only, see Storage.get)
+        self._memo: dict[int, tuple[int, CachedResponse]] = {}
         self._memo_bytes = 0
         self.store_errors = 0
         self.corrupt = 0
@@ -367,29 +370,31 @@ class SQLiteStorage(Storage):
         now = time.time()
         found = []
         memo = self._memo
-        for meta, body_length, blob, last_used, row_id in rows:
+        for version, last_used, row_id in rows:
             known = memo.get(row_id)
-            if known is not None and known[0] == meta:
+            if known is not None and known[0] == version:
                 entry = known[1]
             else:
                 try:
-                    entry = decode_meta(meta)
-                    if entry.key != key or (body_length is None) == (blob is None):
-                        raise CorruptEntry("row does not match its metadata")
-                    if body_length is not None:
-                        if body_length != entry.body_length:
-                            raise CorruptEntry("body length mismatch")
-                        body = self._query(_GET_BODY, (row_id, meta))
-                        if not body:
-                            continue  # replaced between the two reads: the next get sees the new row
-                        entry.body = body[0][0]
+                    found_row = self._query(_GET_ROW, (row_id, version))
                 except _Unavailable:
                     continue
+                if not found_row:
+                    continue  # replaced between the two reads: the next get sees the new row
+                meta, body, blob = found_row[0]
+                try:
+                    entry = decode_meta(meta)
+                    if entry.key != key or (body is None) == (blob is None):
+                        raise CorruptEntry("row does not match its metadata")
+                    if body is not None:
+                        if len(body) != entry.body_length:
+                            raise CorruptEntry("body length mismatch")
+                        entry.body = body
                 except CorruptEntry:
                     self.corrupt += 1  # dropped here, never raised: counted here
                     self._drop(key, meta)
                     continue
-                self._remember(row_id, meta, entry)
+                self._remember(row_id, version, entry)
             if entry.expires is not None and entry.expires <= now:
                 continue
             if last_used < now - TOUCH_INTERVAL:
@@ -400,15 +405,15 @@ class SQLiteStorage(Storage):
             found.append(entry)
         return found
 
-    def _remember(self, row_id: int, meta: bytes, entry: CachedResponse) -> None:
+    def _remember(self, row_id: int, version: int, entry: CachedResponse) -> None:
         memo = self._memo
-        size = len(meta) + (len(entry.body) if entry.body is not None else 0)
+        size = _ENTRY_OVERHEAD + (len(entry.body) if entry.body is not None else 0)
         if size > MEMO_BYTES // 8:
             return
         if len(memo) >= MEMO_ROWS or self._memo_bytes + size > MEMO_BYTES:
             memo.clear()  # rebuilt by the next hits; cheaper than tracking recency on every hit
             self._memo_bytes = 0
-        memo[row_id] = (meta, entry)
+        memo[row_id] = (version, entry)
         self._memo_bytes += size
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
@@ -563,7 +568,7 @@ class SQLiteStorage(Storage):
             if blob is not None:
                 self._discard_blob(blob)
             return
-        args = (entry.key, entry.variant, meta, body, blob, length, size, now, entry.expires)
+        args = (entry.key, entry.variant, meta, body, blob, length, size, now, entry.expires, _new_version())
 
         def work(conn: sqlite3.Connection) -> None:
             if blob is not None:
@@ -607,7 +612,7 @@ class SQLiteStorage(Storage):
             meta = encode_meta(entry)
             conn.execute(
                 _UPDATE_META,
-                (meta, len(meta) + row[0] + _ENTRY_OVERHEAD, entry.expires, entry.key, entry.variant),
+                (meta, len(meta) + row[0] + _ENTRY_OVERHEAD, entry.expires, _new_version(), entry.key, entry.variant),
             )
 
         with contextlib.suppress(_Unavailable):
@@ -765,7 +770,12 @@ class _SQLiteWriter(BodyWriter):
             storage._discard_blob(self._blob)
 
 
-_row_id = operator.itemgetter(4)
+_row_id = operator.itemgetter(2)  # the id column of _GET: ids grow, so the most recent row sorts first
+
+
+def _new_version() -> int:
+    """A row's version: random, so two writers (threads or processes) never give two contents one version."""
+    return secrets.randbits(62)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -111,9 +111,8 @@ class CacheTransport(BaseTransport):
         url = request.url or ""
         policy = self.policy
         key = policy.key(method, url)
-        kw: dict[str, Any] = {"timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies}
         if key is None:
-            response = self.inner.send(request, stream=stream, **kw)
+            response = self.inner.send(request, stream, timeout, verify, cert, proxies)
             if response.status_code < 400:
                 for dropped in policy.invalidations(method, url, response.status_code, response.headers):
                     self._delete(dropped)
@@ -135,7 +134,8 @@ class CacheTransport(BaseTransport):
                 self.storage.touch(entry, now)
                 return served
             action = Action.FETCH
-        elif action is Action.STALE and entry is not None:
+        kw: dict[str, Any] = {"timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies}
+        if action is Action.STALE and entry is not None:
             detail = f"hit; ttl={lookup.ttl}" + (f"; detail={lookup.detail}" if lookup.detail else "")
             served = self._serve(request, entry, lookup, stream, "stale", detail)
             if served is not None:
@@ -144,7 +144,7 @@ class CacheTransport(BaseTransport):
                     self._revalidate_later(request, entry, lookup, kw)
                 return served
             action = Action.FETCH
-        elif action is Action.GATEWAY_TIMEOUT:
+        if action is Action.GATEWAY_TIMEOUT:
             self._stats.misses += 1
             return self._gateway_timeout(request)
         if action is Action.REVALIDATE and entry is not None and lookup.conditional:
@@ -328,12 +328,19 @@ class CacheTransport(BaseTransport):
         try:
             if not stream:
                 body = entry.body if entry.body is not None else storage.read_body(entry)
-                raw = RawResponse(None, status=entry.status, reason=entry.reason)
+                raw = RawResponse(None, status=entry.status, reason=entry.reason, headers=entry.headers)
             elif entry.body is None and entry.body_length > STREAM_FROM_STORAGE:
-                raw = RawResponse(_StoredBody(storage.open_body(entry)), status=entry.status, reason=entry.reason)
+                raw = RawResponse(
+                    _StoredBody(storage.open_body(entry)),
+                    status=entry.status,
+                    reason=entry.reason,
+                    headers=entry.headers,
+                )
             else:  # streamed: the raw body, decoded as it is read (the proxy relays it as stored)
                 data = entry.body if entry.body is not None else storage.read_body(entry)
-                raw = RawResponse(_StoredBody(iter((data,))), status=entry.status, reason=entry.reason)
+                raw = RawResponse(
+                    _StoredBody(iter((data,))), status=entry.status, reason=entry.reason, headers=entry.headers
+                )
         except CorruptEntry:
             self._stats.corrupt += 1
             return None

@@ -591,11 +591,11 @@ class Response:
     @property
     def is_redirect(self) -> bool:
         """A redirect that ``Session`` would follow: a Location header and a redirect status."""
-        return "location" in self.headers and self.status_code in REDIRECT_STATUSES
+        return self.status_code in REDIRECT_STATUSES and "location" in self.headers
 
     @property
     def is_permanent_redirect(self) -> bool:
-        return "location" in self.headers and self.status_code in PERMANENT_REDIRECT_STATUSES
+        return self.status_code in PERMANENT_REDIRECT_STATUSES and "location" in self.headers
 
     @property
     def next(self) -> PreparedRequest | None:

@@ -341,17 +341,20 @@ class Session:
         proxies = kwargs.pop("proxies", None)
         settings = _SendSettings(self, t, bool(stream), verify, cert, proxies)
         response = self._send_with_auth(request, settings)
-        if allow_redirects and response.is_redirect:
-            history = [response]
-            for resp in self.resolve_redirects(response, request, _settings=settings):
-                history.append(resp)
-            final = history.pop()
-            final.history = history
-            for r in history:
-                r.history = []
-            response = final
-        elif response.is_redirect:
-            response._next = next(self.resolve_redirects(response, request, yield_requests=True, _settings=settings))
+        if response.is_redirect:
+            if allow_redirects:
+                history = [response]
+                for resp in self.resolve_redirects(response, request, _settings=settings):
+                    history.append(resp)
+                final = history.pop()
+                final.history = history
+                for r in history:
+                    r.history = []
+                response = final
+            else:
+                response._next = next(
+                    self.resolve_redirects(response, request, yield_requests=True, _settings=settings)
+                )
         if not stream:
             _ = response.content
         return response

@@ -8,30 +8,34 @@ Adding a section
 ================
 
 Write ``def section_NAME(demo: Demo) -> None`` that prints through ``demo.heading`` and ``demo.line`` and
-uses ``demo.url(path)``; register it in ``SECTIONS``. Sections run in order and share ``demo.session``. A
-section that needs its own server (the cache, RPC) starts it inside the function and stops it before it
-returns.
+uses ``demo.url(path)``; register it in ``SECTIONS``. Sections run in order and share ``demo.session``;
+``demo.log`` counts what the server answered per path (the cache section proves its hits never arrived). A
+section that needs its own server (RPC) starts it inside the function and stops it before it returns.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import http.server
 import json
 import socket
 import statistics
 import sys
+import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import wirekit
 from wirekit import server as http_server
 from wirekit.client import HTTPTransport
 
-__all__ = ["SECTIONS", "Demo", "run", "start_server"]
+__all__ = ["SECTIONS", "Demo", "RequestLog", "run", "start_server"]
 
 HELLO = b"Hello, world!"
 BIG_SIZE = 1024 * 1024
@@ -39,6 +43,10 @@ DEFAULT_REQUESTS = 500
 WARMUP = 20
 BIG_REPEATS = 10
 ROUNDS = 3
+CACHE_REQUESTS = 300  # at most, per timed loop of the cache section
+CACHED_BODY = b"stored once, served from the cache\n"
+VALIDATED_ETAG = '"v1"'
+DATED_AGE = 10 * 86400  # /dated was last modified this many seconds before the demo started
 
 
 # -- the server --------------------------------------------------------------------------------------------
@@ -50,14 +58,42 @@ else:
     _PagesBase = object
 
 
+class RequestLog:
+    """What a demo server answered: requests per path, and the last answer to each (status, condition)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._last: dict[str, tuple[int, str]] = {}
+
+    def record(self, path: str, status: int, condition: str) -> None:
+        with self._lock:
+            self._counts[path] += 1
+            self._last[path] = (status, condition)
+
+    def count(self, path: str) -> int:
+        with self._lock:
+            return self._counts[path]
+
+    def last(self, path: str) -> tuple[int, str]:
+        """The status of the last answer to ``path`` and the conditional header it answered ("" if none)."""
+        with self._lock:
+            return self._last.get(path, (0, ""))
+
+
 class _DemoPages(_PagesBase):
     """/hello (13 bytes of text), /big (1 MiB of bytes), /json (a small object); anything else is 404.
+
+    For the cache section: /cached (``max-age=60`` and an ETag), /validated (``no-cache`` and an ETag: 304 to
+    a matching If-None-Match) and /dated (Last-Modified ten days ago and no Cache-Control: 304 to an
+    If-Modified-Since not before it). Each answer is recorded in the server's ``RequestLog``, if it has one.
 
     Plain http.server handler code: it runs on wirekit's server and on the standard library's alike.
     """
 
     protocol_version = "HTTP/1.1"  # keep-alive (the stdlib needs it said; wirekit keeps alive anyway)
     big = bytes(range(256)) * (BIG_SIZE // 256)
+    last_modified = email.utils.formatdate(int(time.time()) - DATED_AGE, usegmt=True)
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the demo prints its own lines."""
@@ -70,6 +106,8 @@ class _DemoPages(_PagesBase):
 
     def _answer(self, *, send_body: bool) -> None:
         path = self.path.split("?", 1)[0]
+        extra: list[tuple[str, str]] = []
+        condition = ""
         if path == "/hello":
             status, content_type, body = 200, "text/plain; charset=utf-8", HELLO
         elif path == "/big":
@@ -77,14 +115,45 @@ class _DemoPages(_PagesBase):
         elif path == "/json":
             document = {"name": "wirekit", "version": wirekit.__version__, "parser": "llhttp", "ok": True}
             status, content_type, body = 200, "application/json", json.dumps(document).encode()
+        elif path == "/cached":
+            status, content_type, body = 200, "text/plain; charset=utf-8", CACHED_BODY
+            extra = [("Cache-Control", "max-age=60"), ("ETag", '"c1"')]
+        elif path == "/validated":
+            status, content_type, body = 200, "text/plain; charset=utf-8", b"revalidated on every use\n"
+            extra = [("Cache-Control", "no-cache"), ("ETag", VALIDATED_ETAG)]
+            condition = self.headers.get("If-None-Match", "")
+            if condition.strip() == "*" or VALIDATED_ETAG in (tag.strip() for tag in condition.split(",")):
+                status = 304
+        elif path == "/dated":
+            status, content_type, body = 200, "text/plain; charset=utf-8", b"last modified ten days ago\n"
+            extra = [("Last-Modified", self.last_modified)]
+            condition = self.headers.get("If-Modified-Since", "")
+            if condition and _not_before(condition, self.last_modified):
+                status = 304
         else:
             status, content_type, body = 404, "text/plain; charset=utf-8", b"not found\n"
+        log = getattr(self.server, "demo_log", None)
+        if isinstance(log, RequestLog):
+            log.record(path, status, condition)
         self.send_response(status)
+        for name, value in extra:
+            self.send_header(name, value)
+        if status == 304:  # the validators and freshness again, no body (RFC 9110 15.4.5)
+            self.end_headers()
+            return
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if send_body:
             self.wfile.write(body)
+
+
+def _not_before(if_modified_since: str, last_modified: str) -> bool:
+    """If-Modified-Since is not before Last-Modified (so: not modified); False when either is no date."""
+    try:
+        return email.utils.parsedate_to_datetime(if_modified_since) >= email.utils.parsedate_to_datetime(last_modified)
+    except (TypeError, ValueError):
+        return False
 
 
 class _DemoHandler(_DemoPages, http_server.BaseHTTPRequestHandler):  # type: ignore[misc]  # two stdlib-shaped bases
@@ -110,6 +179,8 @@ class _DemoServer:
             self.name = "wirekit.server.ThreadingHTTPServer, a handler written for http.server"
             self._server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), _DemoHandler)
         self._server.daemon_threads = True
+        self.log = RequestLog()
+        self._server.demo_log = self.log  # the handler finds it as self.server.demo_log
         host, port = self._server.server_address[:2]
         self.url = f"http://{host!s}:{port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="wirekit-demo-server", daemon=True)
@@ -135,13 +206,15 @@ def start_server(stdlib: bool = False) -> Iterator[_DemoServer]:
 
 @dataclass
 class Demo:
-    """What every section gets: the server, one shared Session, the request count, where to print."""
+    """What every section gets: the server, one shared Session, the request count, where to print, and the
+    server's log of what it answered."""
 
     base_url: str
     server_name: str
     session: wirekit.Session
     requests: int = DEFAULT_REQUESTS
     out: TextIO = field(default_factory=lambda: sys.stdout)
+    log: RequestLog = field(default_factory=RequestLog)  # the server's (run() passes it)
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -165,8 +238,8 @@ def _pool_statistics(session: wirekit.Session) -> dict[str, int]:
     return {}
 
 
-def _new_session() -> wirekit.Session:
-    session = wirekit.Session(timeout=10)
+def _new_session(cache: str | None = None) -> wirekit.Session:
+    session = wirekit.Session(timeout=10, cache=cache)
     session.trust_env = False  # loopback only: no proxies, netrc or CA bundles from the environment
     return session
 
@@ -290,13 +363,94 @@ def section_server(demo: Demo) -> None:
     demo.line("Under load (wrk, 50 connections, coroutine handlers, uvicorn and nginx side by side): make bench")
 
 
+def section_cache(demo: Demo) -> None:
+    """Session(cache=...) on SQLite in a temporary directory: miss, hit, revalidations, stats, and timing."""
+    with tempfile.TemporaryDirectory(prefix="wirekit-demo-cache-") as directory:
+        spec = f"sqlite://{(Path(directory) / 'cache.db').as_posix()}"
+        demo.heading(f'HTTP cache: wirekit.Session(cache="{spec}")')
+        demo.line("(RFC 9111, a private cache, in a temporary directory removed at the end of this section)")
+        with _new_session(cache=spec) as cached:
+            _cache_walkthrough(demo, cached)
+            _cache_timing(demo, cached)
+
+
+def _cache_get(demo: Demo, session: wirekit.Session, path: str, **kwargs: Any) -> wirekit.Response:
+    r = session.get(demo.url(path), **kwargs)
+    demo.line(
+        f"GET {path:<10} {r.status_code} {r.cache_status:<11} from_cache={r.from_cache!s:<5} {_size(len(r.content)):>5}"
+        f"  Cache-Status: {r.headers['Cache-Status']}"
+    )
+    return r
+
+
+def _cache_walkthrough(demo: Demo, cached: wirekit.Session) -> None:
+    log = demo.log
+    demo.line('/cached answers Cache-Control: max-age=60, ETag: "c1"')
+    _cache_get(demo, cached, "/cached")
+    after_miss = log.count("/cached")
+    hit = _cache_get(demo, cached, "/cached")
+    after_hit = log.count("/cached")
+    demo.line(f"{'':15}Age: {hit.headers['Age']} (seconds since the server sent it), r.text = {hit.text!r}")
+    reached = "never reached it" if after_hit == after_miss else f"reached it ({after_hit - after_miss})"
+    demo.line(f"{'':15}the server counted {after_hit} request(s) for /cached: the hit {reached}")
+
+    demo.line(f"/validated answers Cache-Control: no-cache, ETag: {VALIDATED_ETAG}; 304 to a matching If-None-Match")
+    _cache_get(demo, cached, "/validated")
+    again = _cache_get(demo, cached, "/validated")
+    status, condition = log.last("/validated")
+    demo.line(
+        f"{'':15}the server got If-None-Match: {condition} and answered {status};"
+        f" the body ({_size(len(again.content))}) came from the cache"
+    )
+    demo.line(f"{'':15}the server counted {log.count('/validated')} requests for /validated")
+
+    demo.line(f"/dated answers Last-Modified: {_DemoPages.last_modified} (ten days ago), no Cache-Control")
+    _cache_get(demo, cached, "/dated")
+    _cache_get(demo, cached, "/dated")
+    demo.line(f"{'':15}fresh by heuristic: 10% of the time since Last-Modified (RFC 9111 4.2.2)")
+    demo.line("GET /dated with Cache-Control: no-cache (the request asks for a revalidation):")
+    _cache_get(demo, cached, "/dated", headers={"Cache-Control": "no-cache"})
+    status, condition = log.last("/dated")
+    demo.line(f"{'':15}the server got If-Modified-Since: {condition} and answered {status}")
+    demo.line(f"{'':15}the server counted {log.count('/dated')} requests for /dated")
+    cache = cached.cache
+    if cache is not None:
+        demo.line(f"session.cache.stats() -> {cache.stats()}")
+
+
+def _cache_timing(demo: Demo, cached: wirekit.Session) -> None:
+    """The same GET of /cached, N times from the cache and N times without one (demo.session); wall time."""
+    count = min(demo.requests, CACHE_REQUESTS)
+    url = demo.url("/cached")
+    log = demo.log
+    walls: dict[str, float] = {}
+    reached: dict[str, int] = {}
+    for name, session in (("from the cache", cached), ("without a cache", demo.session)):
+        session.get(url).content  # noqa: B018  # warm: an open connection, a stored entry
+        before = log.count("/cached")
+        started = time.perf_counter()
+        for _ in range(count):
+            session.get(url).content  # noqa: B018
+        walls[name] = time.perf_counter() - started
+        reached[name] = log.count("/cached") - before
+    demo.line(f"{count} GETs of /cached, timed:")
+    for name, wall in walls.items():
+        demo.line(
+            f"  {name:<16} {wall * 1000:6.1f} ms  {count / wall:>9,.0f} req/s"
+            f"  (the server counted {reached[name]} of them)"
+        )
+    ratio = walls["without a cache"] / max(walls["from the cache"], 1e-9)
+    demo.line(f"hits from SQLite were {ratio:.1f}x faster than asking the server (one client, keep-alive, loopback).")
+
+
 SECTIONS: dict[str, Callable[[Demo], None]] = {
     "requests": section_requests,
     "keep-alive": section_keep_alive,
     "versus requests": section_versus_requests,
     "server": section_server,
+    "cache": section_cache,
 }
-"""The demo's sections in order; later: "cache", "rpc"."""
+"""The demo's sections in order; later: "rpc"."""
 
 
 def run(requests: int | None = None, out: TextIO | None = None) -> int:
@@ -304,7 +458,7 @@ def run(requests: int | None = None, out: TextIO | None = None) -> int:
     out = sys.stdout if out is None else out
     started = time.perf_counter()
     with start_server() as server, _new_session() as session:
-        demo = Demo(server.url, server.name, session, requests or DEFAULT_REQUESTS, out)
+        demo = Demo(server.url, server.name, session, requests or DEFAULT_REQUESTS, out, server.log)
         demo.line(f"wirekit {wirekit.__version__} demo: everything runs on 127.0.0.1, nothing to configure.")
         demo.line(f"server: {server.url}  ({server.name})")
         for section in SECTIONS.values():

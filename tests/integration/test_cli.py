@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -223,11 +224,72 @@ def test_help_lists_the_subcommands() -> None:
 # -- demo ------------------------------------------------------------------------------------------------------
 
 
-def test_demo_runs_and_reports_connection_reuse() -> None:
-    result = wirekit_cli("demo", "--requests", "50", timeout=60)
+@pytest.fixture(scope="module")
+def demo_run() -> subprocess.CompletedProcess[bytes]:
+    """One run of ``wirekit demo --requests 50`` for the demo's tests."""
+    return wirekit_cli("demo", "--requests", "50", timeout=60)
+
+
+def test_demo_runs_and_reports_connection_reuse(demo_run: subprocess.CompletedProcess[bytes]) -> None:
+    result = demo_run
     assert result.returncode == 0, result.stderr
     out = result.stdout.decode()
     assert "connections opened: 1, reused: " in out
     assert "GET /big" in out
     assert "1.0 MiB" in out
     _no_traceback(result)
+
+
+def _cache_lines(out: str, path: str) -> list[list[str]]:
+    """The cache section's ``GET PATH STATUS CACHE_STATUS from_cache=...`` lines, split into words."""
+    return [line.split() for line in out.splitlines() if line.startswith(f"GET {path} ") and "from_cache=" in line]
+
+
+def test_demo_cache_section_shows_miss_hit_revalidation_and_stats(demo_run: subprocess.CompletedProcess[bytes]) -> None:
+    result = demo_run
+    assert result.returncode == 0, result.stderr
+    _no_traceback(result)
+    out = result.stdout.decode()
+    section = out[out.index("== HTTP cache: ") :]
+    spec = re.search(r'cache="sqlite://(/[^"]+)"', section)
+    assert spec is not None, section
+    assert not Path(spec.group(1)).parent.exists()  # the temporary directory is gone
+
+    cached = _cache_lines(section, "/cached")
+    assert [words[2:5] for words in cached] == [["200", "miss", "from_cache=False"], ["200", "hit", "from_cache=True"]]
+    assert re.search(r"GET /cached .* Cache-Status: wirekit; .*stored", section)
+    assert re.search(r"GET /cached .* Cache-Status: wirekit; hit; ttl=60", section)
+    assert re.search(r"^ +Age: \d+ ", section, re.MULTILINE)
+    assert "the server counted 1 request(s) for /cached: the hit never reached it" in section
+
+    validated = _cache_lines(section, "/validated")
+    assert [words[2:5] for words in validated] == [
+        ["200", "miss", "from_cache=False"],
+        ["200", "revalidated", "from_cache=True"],
+    ]
+    assert 'the server got If-None-Match: "v1" and answered 304' in section
+    assert "the server counted 2 requests for /validated" in section
+
+    dated = _cache_lines(section, "/dated")
+    assert [words[3] for words in dated] == ["miss", "hit", "revalidated"]
+    assert re.search(r"the server got If-Modified-Since: .+ GMT and answered 304", section)
+    assert "the server counted 2 requests for /dated" in section
+
+    stats = re.search(r"session\.cache\.stats\(\) -> CacheStats\((.*)\)", section)
+    assert stats is not None, section
+    fields = dict(item.split("=") for item in stats.group(1).split(", "))
+    assert {k: fields[k] for k in ("hits", "misses", "revalidated", "stale", "stores", "store_errors", "corrupt")} == {
+        "hits": "2",
+        "misses": "3",
+        "revalidated": "2",
+        "stale": "0",
+        "stores": "3",
+        "store_errors": "0",
+        "corrupt": "0",
+    }
+    assert fields["entries"] == "3"
+
+    assert "50 GETs of /cached, timed:" in section
+    assert re.search(r"from the cache .* \(the server counted 0 of them\)", section)
+    assert re.search(r"without a cache .* \(the server counted 50 of them\)", section)
+    assert re.search(r"hits from SQLite were \d+\.\dx faster than asking the server", section)

@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "client": "bench.client",
     "server": "bench.server",
     "cache": "bench.cache",
+    "rpc": "bench.rpc",
 }
 
 

@@ -383,7 +383,8 @@ def test_missing_schema(session: wirekit.Session, url: str) -> None:
 @pytest.mark.parametrize(
     "url",
     # "localhost:8080/x" parses as scheme "localhost", as in requests (which raises InvalidSchema too)
-    ["ftp://127.0.0.1/file", "foo://bar/baz", "file:///etc/hostname", "ws://127.0.0.1/", "localhost:8080/x"],
+    # (ftp:// and ftps:// have a transport: wirekit.ftp, tests/integration/test_ftp.py)
+    ["gopher://127.0.0.1/file", "foo://bar/baz", "file:///etc/hostname", "ws://127.0.0.1/", "localhost:8080/x"],
 )
 def test_invalid_schema(session: wirekit.Session, url: str) -> None:
     with pytest.raises(InvalidSchema, match="No connection adapters"):

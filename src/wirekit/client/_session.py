@@ -122,6 +122,11 @@ class Session:
         self.adapters: dict[str, BaseTransport] = {}
         self._env: Environment | None = None
         self.cache: CacheTransport | None = None
+        from wirekit.ftp import FTPTransport  # here, not at the top: wirekit.ftp imports the client package
+
+        ftp = FTPTransport()
+        self.mount("ftps://", ftp)
+        self.mount("ftp://", ftp)
         if cache is None or cache is False:
             self.mount("https://", HTTPTransport())
             self.mount("http://", HTTPTransport())

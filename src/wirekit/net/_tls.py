@@ -16,17 +16,22 @@ TLSCert = str | tuple[str, str] | tuple[str, str, str] | None
 """A client certificate: a PEM file with the key in it, ``(cert, key)``, or ``(cert, key, password)``."""
 
 
-def client_context(verify: TLSVerify = True, cert: TLSCert = None) -> ssl.SSLContext:
-    """The ``SSLContext`` for this verification and client certificate; one shared object per setting."""
+def client_context(
+    verify: TLSVerify = True, cert: TLSCert = None, *, alpn: tuple[str, ...] = ("http/1.1",)
+) -> ssl.SSLContext:
+    """The ``SSLContext`` for this verification and client certificate; one shared object per setting.
+
+    ``alpn`` is what the handshake offers (HTTP's by default; ``()`` for other protocols, e.g. FTPS).
+    """
     if isinstance(verify, ssl.SSLContext):
         if cert is not None:
             _load_cert(verify, cert)
         return verify
-    return _cached_context(verify, cert)
+    return _cached_context(verify, cert, alpn)
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_context(verify: bool | str, cert: TLSCert) -> ssl.SSLContext:
+def _cached_context(verify: bool | str, cert: TLSCert, alpn: tuple[str, ...]) -> ssl.SSLContext:
     if verify is False:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
@@ -40,7 +45,8 @@ def _cached_context(verify: bool | str, cert: TLSCert) -> ssl.SSLContext:
     else:
         raise OSError(f"could not find a TLS CA bundle at {verify!r}")
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["http/1.1"])
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
     if cert is not None:
         _load_cert(ctx, cert)
     return ctx

@@ -589,3 +589,179 @@ def test_http10_keep_alive_is_granted_out_loud() -> None:
     conn = server_after(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     out = conn.send(Response(200, Headers({"Content-Length": "1"}))) + conn.send(Data(b"x"))
     assert b"Connection: keep-alive\r\n" in out
+
+
+# -- next_request: a request and its body in one step (the servers' fast path) ---------------------------
+def test_next_request_gives_a_bodiless_request_whole() -> None:
+    conn = Connection(SERVER)
+    conn.receive_data(b"GET /a?b=1 HTTP/1.1\r\nHost: h\r\nX-One: 1\r\nx-one: 2\r\n\r\n")
+    item = conn.next_request()
+    assert isinstance(item, tuple)
+    method, target, raw, version, keep_alive, body = item
+    assert (method, target, version, keep_alive, body) == ("GET", "/a?b=1", "1.1", True, b"")
+    assert raw == [(b"Host", b"h"), (b"X-One", b"1"), (b"x-one", b"2")]
+    headers = Headers.from_raw(raw)
+    assert headers["host"] == "h"
+    assert headers.get_list("X-ONE") == ["1", "2"]
+    assert conn.their_state is State.DONE
+    assert conn.next_request() is PAUSED
+    conn.send_whole_response(200, [], b"ok")
+    conn.start_next_cycle()
+    assert conn.next_request() is NEED_DATA
+
+
+def test_next_request_joins_a_body_that_has_all_arrived() -> None:
+    conn = Connection(SERVER)
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    item = conn.next_request()
+    assert isinstance(item, tuple)
+    assert item[5] == b"abcde"
+    assert conn.their_state is State.DONE
+    conn = Connection(SERVER)
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+    item = conn.next_request()
+    assert isinstance(item, tuple)
+    assert item[5] == b""
+    assert conn.their_state is State.DONE
+
+
+def test_next_request_leaves_a_body_still_to_come_to_next_event() -> None:
+    conn = Connection(SERVER)
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nab")
+    item = conn.next_request()
+    assert isinstance(item, tuple)
+    assert item[5] is None
+    assert conn.their_state is State.SEND_BODY
+    assert events(conn) == [Data(b"ab")]
+    conn.receive_data(b"cde")
+    assert events(conn) == [Data(b"cde"), EndOfMessage()]
+    assert conn.their_state is State.DONE
+
+
+def test_next_request_with_expect_or_trailers_goes_by_events() -> None:
+    conn = Connection(SERVER)
+    conn.receive_data(b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+    item = conn.next_request()
+    assert isinstance(item, tuple)
+    assert item[5] is None
+    assert conn.they_are_waiting_for_100_continue
+    conn = Connection(SERVER)
+    conn.receive_data(b"PUT / HTTP/1.1\r\nHost: h\r\nEXPECT: 100-continue\r\nContent-Length: 2\r\n\r\nok")
+    item = conn.next_request()
+    assert isinstance(item, tuple)
+    assert item[5] is None
+    assert events(conn) == [Data(b"ok"), EndOfMessage()]
+    conn = Connection(SERVER)
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nT: v\r\n\r\n")
+    item = conn.next_request()
+    assert isinstance(item, tuple)
+    assert item[5] is None
+    evs = events(conn)
+    assert evs[0] == Data(b"x")
+    assert isinstance(evs[1], EndOfMessage)
+    assert evs[1].headers is not None
+    assert evs[1].headers["t"] == "v"
+
+
+def test_next_request_keep_alive_and_version() -> None:
+    cases = [
+        (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", "1.1", True),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "1.1", False),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nconnection: Keep-Alive\r\n\r\n", "1.1", True),
+        (b"GET / HTTP/1.0\r\n\r\n", "1.0", False),
+        (b"GET / HTTP/1.0\r\nCONNECTION: keep-alive\r\n\r\n", "1.0", True),
+    ]
+    for raw, version, keep_alive in cases:
+        conn = Connection(SERVER)
+        conn.receive_data(raw)
+        item = conn.next_request()
+        assert isinstance(item, tuple)
+        assert (item[3], item[4]) == (version, keep_alive), raw
+        assert conn.their_state is (State.DONE if keep_alive else State.MUST_CLOSE)
+        out = conn.send_whole_response(200, [], b"x")
+        assert (b"Connection: close\r\n" in out) is (not keep_alive)
+        conn = Connection(SERVER)
+        conn.receive_data(raw)
+        request = conn.next_event()
+        assert isinstance(request, Request)
+        assert request.http_version == version
+        assert conn.next_event() == EndOfMessage()
+
+
+def test_next_request_host_rules_in_any_case() -> None:
+    for raw in (
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHOST: a\r\nHost: a\r\n\r\n",
+    ):
+        conn = Connection(SERVER)
+        conn.receive_data(raw)
+        with pytest.raises(RemoteProtocolError) as info:
+            conn.next_request()
+        assert info.value.status_hint == 400
+    conn = Connection(SERVER)
+    conn.receive_data(b"GET / HTTP/1.1\r\nhOsT: a\r\n\r\n")
+    assert isinstance(conn.next_request(), tuple)
+
+
+def test_next_request_and_next_event_mix_on_pipelined_requests() -> None:
+    conn = Connection(SERVER)
+    conn.receive_data(
+        b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx"
+        b"GET /3 HTTP/1.1\r\nHost: h\r\n\r\n"
+    )
+    first = conn.next_event()
+    assert isinstance(first, Request)
+    assert first.target == "/1"
+    assert first.headers["host"] == "h"
+    assert conn.next_event() == EndOfMessage()
+    conn.send_whole_response(200, [], b"")
+    conn.start_next_cycle()
+    second = conn.next_request()
+    assert isinstance(second, tuple)
+    assert (second[1], second[5]) == ("/2", b"x")
+    conn.send_whole_response(200, [], b"")
+    conn.start_next_cycle()
+    third = conn.next_request()
+    assert isinstance(third, tuple)
+    assert third[1] == "/3"
+
+
+def test_next_request_on_errors_and_end_of_file() -> None:
+    conn = Connection(SERVER)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\nBAD REQUEST\r\n\r\n")
+    assert isinstance(conn.next_request(), tuple)  # the request before the error comes first
+    assert b"Connection: close\r\n" in conn.send_whole_response(200, [], b"")  # and is the last one
+    assert conn.our_state is State.MUST_CLOSE
+    conn = Connection(SERVER)
+    conn.receive_data(b"BAD REQUEST\r\n\r\n")
+    with pytest.raises(RemoteProtocolError):
+        conn.next_request()
+    conn = Connection(SERVER)
+    conn.receive_data(b"")
+    assert isinstance(conn.next_request(), ConnectionClosed)
+    client = client_after()
+    client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert isinstance(client.next_request(), Response)  # (on a client, what next_event gives)
+
+
+def test_trailers_after_a_head_with_many_fields() -> None:
+    limits = Limits(max_fields=3)
+    conn = Connection(SERVER, limits=limits)
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: h\r\nA: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT1: a\r\nT2: b\r\nT3: c\r\n\r\n"
+    )
+    item = conn.next_request()
+    assert isinstance(item, tuple)
+    assert len(item[2]) == 3
+    evs = events(conn)
+    assert isinstance(evs[-1], EndOfMessage)
+    assert evs[-1].headers is not None
+    assert len(evs[-1].headers) == 3
+    conn = Connection(SERVER, limits=limits)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.next_request()
+    assert info.value.status_hint == 431

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import enum
 import re
+import sys
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import httptools
 
@@ -34,7 +35,7 @@ from wirekit.protocol._events import (
     Response,
     Sentinel,
 )
-from wirekit.protocol._headers import Headers
+from wirekit.protocol._headers import _NAMES, Headers
 
 __all__ = ["CLIENT", "SERVER", "Connection", "Limits", "Role", "State", "check_field"]
 
@@ -57,6 +58,16 @@ class State(enum.Enum):
     ERROR = "ERROR"
 
 
+# The states as globals for the hot paths: on Python 3.11 ``State.IDLE`` goes through ``EnumType.__getattr__``,
+# about ten times the cost of reading a global.
+_IDLE = State.IDLE
+_SEND_BODY = State.SEND_BODY
+_DONE = State.DONE
+_MUST_CLOSE = State.MUST_CLOSE
+_SWITCHED_PROTOCOL = State.SWITCHED_PROTOCOL
+_ERROR = State.ERROR
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Size limits on what the peer may send; past one, a ``RemoteProtocolError`` with the status to answer.
@@ -75,6 +86,9 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]").search
 _NO_BODY_STATUS = frozenset({204, 304})
+_NEED_DATA = Sentinel.NEED_DATA
+_PAUSED = Sentinel.PAUSED
+_PARSER_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
 
 
 _GOOD_NAMES: set[str] = set()  # names already checked, so the common ones cost one set lookup
@@ -90,12 +104,33 @@ def _check_name(name: str) -> None:
         _GOOD_NAMES.add(name)
 
 
+# Short values already checked (a server sends the same Content-Type, Server, Date... again and again): one set
+# lookup instead of a regular expression search. Emptied when full.
+_GOOD_VALUES: set[str] = set()
+
+
+def _good_values(values: list[str]) -> None:
+    """Check ``values`` (raise ``LocalProtocolError`` for a control character) and remember the short ones."""
+    if _BAD_VALUE("".join(values)) is not None:
+        raise LocalProtocolError("invalid header value: control characters (CR, LF, NUL) are not allowed")
+    if len(_GOOD_VALUES) > 1024:
+        _GOOD_VALUES.clear()
+    _GOOD_VALUES.update(value for value in values if len(value) <= 64)
+
+
 def check_field(name: str, value: str) -> None:
     """Raise ``LocalProtocolError`` unless ``name: value`` can be sent (a token name, no CR, LF or NUL)."""
     if name not in _GOOD_NAMES:
         _check_name(name)
-    if _BAD_VALUE(value) is not None:
-        raise LocalProtocolError(f"invalid header value for {name!r}: control characters (CR, LF, NUL) are not allowed")
+    if value not in _GOOD_VALUES:
+        if _BAD_VALUE(value) is not None:
+            raise LocalProtocolError(
+                f"invalid header value for {name!r}: control characters (CR, LF, NUL) are not allowed"
+            )
+        if len(value) <= 64:
+            if len(_GOOD_VALUES) > 1024:
+                _GOOD_VALUES.clear()
+            _GOOD_VALUES.add(value)
 
 
 def _serialize_head(start_line: str, headers: Headers) -> bytes:
@@ -115,6 +150,15 @@ def _serialize_head(start_line: str, headers: Headers) -> bytes:
         return "".join(parts).encode("latin-1")
     except UnicodeEncodeError as exc:
         raise LocalProtocolError(f"header not encodable as Latin-1: {exc.object[exc.start : exc.end]!r}") from exc
+
+
+def _learn_name(bname: bytes) -> tuple[str, str]:
+    """``(name, lower name)`` for a field name off the wire, remembered for the next time (up to 512)."""
+    name = bname.decode("latin-1")
+    known = (name, name.lower())
+    if len(_NAMES) < 512:
+        _NAMES[bname] = known
+    return known
 
 
 def _has_token(value: str | None, token: str) -> bool:
@@ -161,11 +205,11 @@ class Connection:
     def __init__(self, role: Role, *, limits: Limits | None = None) -> None:
         self.role = role
         self.limits = limits or Limits()
-        self.our_state = State.IDLE
-        self.their_state = State.IDLE
+        self.our_state = _IDLE
+        self.their_state = _IDLE
         self.their_http_version: str | None = None
         self.they_are_waiting_for_100_continue = False
-        self._events: deque[Event | ProtocolErrorItem] = deque()
+        self._events: deque[Event | ProtocolErrorItem | RequestParts] = deque()
         self._writer: _BodyWriter | None = None
         self._our_keep_alive = True
         self._their_keep_alive = True
@@ -176,6 +220,7 @@ class Connection:
         self._trailing = b""
         self._eof = False
         self._failed: Exception | None = None
+        self._max_line = self.limits.max_field_size + self.limits.max_start_line  # unparsed bytes in a head
         self._new_parser()
 
     # -- public state --------------------------------------------------------------------------
@@ -205,7 +250,31 @@ class Connection:
         if self._head_only:
             self._receive_head_only(data)
             return
-        self._feed(data)
+        # _feed(data), inlined: this runs once per read on every connection
+        cb = self._cb
+        cb.unreported += len(data)
+        try:
+            self._parser.feed_data(data)
+        except _PARSER_ERRORS as exc:
+            self._feed_error(exc, data)
+            return
+        if cb.error is not None:
+            self._fail(cb.error)
+        elif cb.in_head and cb.unreported > self._max_line:
+            self._fail(RemoteProtocolError("header line too long", status_hint=431))
+
+    def _feed_error(self, exc: Exception, data: bytes) -> None:
+        if isinstance(exc, httptools.HttpParserUpgrade):
+            offset = exc.args[0] if exc.args else len(data)
+            self._trailing = data[offset:]
+            self._cb.upgraded = True
+            return
+        interrupted = exc.__context__
+        if interrupted is not None and not isinstance(interrupted, Exception):
+            # KeyboardInterrupt or SystemExit inside a callback: httptools wraps it, but it is nobody's
+            # protocol error and must not turn into one
+            raise interrupted from None
+        self._fail(self._cb.error or _translate_parser_error(exc))
 
     def _feed(self, data: bytes) -> None:
         cb = self._cb
@@ -280,52 +349,105 @@ class Connection:
     def next_event(self) -> Event | Sentinel:
         """The next event from the peer, ``NEED_DATA`` (feed more bytes) or ``PAUSED`` (message done)."""
         their = self.their_state
-        if their is State.DONE or their is State.MUST_CLOSE or their is State.SWITCHED_PROTOCOL:
-            if their is State.MUST_CLOSE and self._events and isinstance(self._events[0], ConnectionClosed):
+        if their is _DONE or their is _MUST_CLOSE or their is _SWITCHED_PROTOCOL:
+            if their is _MUST_CLOSE and self._events and isinstance(self._events[0], ConnectionClosed):
                 return self._events.popleft()  # type: ignore[return-value]
-            return Sentinel.PAUSED
-        if their is State.ERROR:
+            return _PAUSED
+        if their is _ERROR:
             assert self._failed is not None
             raise self._failed
         if not self._events:
-            return Sentinel.NEED_DATA
+            return _NEED_DATA
         event = self._events.popleft()
         kind = type(event)
         if kind is Data:
             return event  # type: ignore[return-value]
         if kind is EndOfMessage:
             keep = self._their_keep_alive and self._message_keep_alive
-            self.their_state = State.DONE if keep else State.MUST_CLOSE
+            self.their_state = _DONE if keep else _MUST_CLOSE
             if self.role is SERVER:
                 self.they_are_waiting_for_100_continue = False
             return event  # type: ignore[return-value]
-        if kind is Response or kind is Request:
-            self._start_their_message(event)  # type: ignore[arg-type]
+        if kind is tuple:  # a request head, queued as its parts (see _ServerCallbacks.on_headers_complete)
+            method, target, raw, version, keep, body = event  # type: ignore[misc]
+            headers = Headers.from_raw(raw)
+            self._start_request(method, headers, version, keep)
+            if body is not None:  # a head without a body is the whole request
+                self._events.appendleft(_END)
+            return Request(method, target, headers, version)
+        if kind is Response:
+            self._start_response(event)  # type: ignore[arg-type]
             return event  # type: ignore[return-value]
         if kind is InformationalResponse:
             if event.status_code == 101:  # type: ignore[union-attr]
-                self.their_state = State.SWITCHED_PROTOCOL
+                self.their_state = _SWITCHED_PROTOCOL
             return event  # type: ignore[return-value]
         if kind is ProtocolErrorItem:
-            self.their_state = State.ERROR
+            self.their_state = _ERROR
             raise event.error  # type: ignore[union-attr]
         return event  # type: ignore[return-value]  # ConnectionClosed
 
-    def _start_their_message(self, event: Request | Response) -> None:
-        self.their_state = State.SEND_BODY
+    def next_request(self) -> RequestParts | Event | Sentinel:
+        """Server side: ``next_event()``, with a request's head and body in one step when they have arrived.
+
+        A request comes as ``(method, target, raw_headers, http_version, keep_alive, body)``: the fields of the
+        ``Request`` that ``next_event()`` returns, without building one (``raw_headers`` are the ``(name,
+        value)`` byte pairs as received: ``Headers.from_raw(raw_headers)`` is the ``Headers``), whether the
+        request lets the connection be kept alive, and its body. When the whole body (often none) is in what
+        was received, without trailers (and, when it is not empty, without ``Expect``), ``body`` is that body,
+        its ``Data`` and ``EndOfMessage`` events are taken too, and their state is ``DONE`` (or
+        ``MUST_CLOSE``), as after ``EndOfMessage``. Otherwise ``body`` is None and the body's events follow
+        from ``next_event()``. Anything other than a request comes as ``next_event()`` returns it.
+        """
+        events = self._events
+        if not events or self.their_state is not _IDLE:
+            return self.next_event()
+        head = events[0]
+        if type(head) is not tuple:
+            return self.next_event()
+        events.popleft()
+        method, target, raw, version, keep, body = head
+        # what _start_request does, then the body
+        self.their_http_version = version
+        self._request_method = method
+        self._message_keep_alive = keep
+        if not keep:
+            self._their_keep_alive = False
+        if body is None:  # the head declares a body
+            if events:
+                first = events[0]
+                if first is _END:  # an empty one (the EndOfMessage of a message without trailers)
+                    events.popleft()
+                    body = b""
+                elif type(first) is Data and not (version == "1.1" and _has_expect(raw)):
+                    body = _whole_body(events)
+            if body is None:
+                self.their_state = _SEND_BODY
+                self.they_are_waiting_for_100_continue = _expects_continue(raw, version)
+                return head
+            head = (method, target, raw, version, keep, body)
+        self.their_state = _DONE if self._their_keep_alive else _MUST_CLOSE
+        self.they_are_waiting_for_100_continue = False
+        return head
+
+    def _start_request(self, method: str, headers: Headers, version: str, keep: bool) -> None:
+        self.their_state = _SEND_BODY
+        self.their_http_version = version
+        self._message_keep_alive = keep
+        self._request_method = method
+        self.they_are_waiting_for_100_continue = (
+            "expect" in headers._store and version == "1.1" and _has_token(headers.get("expect"), "100-continue")
+        )
+        if not keep:
+            self._their_keep_alive = False
+
+    def _start_response(self, event: Response) -> None:
+        self.their_state = _SEND_BODY
         self.their_http_version = event.http_version
         self._message_keep_alive = self._cb.head_keep_alive.popleft() if self._cb.head_keep_alive else False
-        if self.role is SERVER:
-            assert isinstance(event, Request)
-            self._request_method = event.method
-            self.they_are_waiting_for_100_continue = (
-                "expect" in event.headers._store
-                and event.http_version == "1.1"
-                and _has_token(event.headers.get("expect"), "100-continue")
-            )
-        elif self._request_method == "CONNECT" and 200 <= event.status_code < 300:  # type: ignore[union-attr]
-            self.their_state = State.SWITCHED_PROTOCOL
-            self.our_state = State.SWITCHED_PROTOCOL
+        if self._request_method == "CONNECT" and 200 <= event.status_code < 300:
+            self.their_state = _SWITCHED_PROTOCOL
+            self.our_state = _SWITCHED_PROTOCOL
         if not self._message_keep_alive:
             self._their_keep_alive = False
 
@@ -335,32 +457,32 @@ class Connection:
         kind = type(event)
         try:
             if kind is Data:
-                if self.our_state is not State.SEND_BODY or self._writer is None:
+                if self.our_state is not _SEND_BODY or self._writer is None:
                     raise LocalProtocolError(f"cannot send a body in state {self.our_state.name}")
                 return self._writer.write(event.data)  # type: ignore[union-attr]
             if kind is EndOfMessage:
-                if self.our_state is not State.SEND_BODY or self._writer is None:
+                if self.our_state is not _SEND_BODY or self._writer is None:
                     raise LocalProtocolError(f"cannot end a message in state {self.our_state.name}")
                 out = self._writer.finish(event.headers)  # type: ignore[union-attr]
                 self._writer = None
-                self.our_state = State.DONE if self._our_keep_alive else State.MUST_CLOSE
+                self.our_state = _DONE if self._our_keep_alive else _MUST_CLOSE
                 return out
             if kind is Request:
                 return self._send_request(event)  # type: ignore[arg-type]
             if kind is Response or kind is InformationalResponse:
                 return self._send_response(event)  # type: ignore[arg-type]
             if kind is ConnectionClosed:
-                self.our_state = State.MUST_CLOSE
+                self.our_state = _MUST_CLOSE
                 return b""
         except LocalProtocolError:
-            self.our_state = State.ERROR
+            self.our_state = _ERROR
             raise
         raise LocalProtocolError(f"cannot send {event!r}")
 
     def _send_request(self, event: Request) -> bytes:
         if self.role is not CLIENT:
             raise LocalProtocolError("a server cannot send a request")
-        if self.our_state is not State.IDLE:
+        if self.our_state is not _IDLE:
             raise LocalProtocolError(f"cannot send a request in state {self.our_state.name}")
         method, target, headers = event.method, event.target, event.headers
         if _TOKEN(method.encode("latin-1", "replace")) is None:
@@ -376,7 +498,7 @@ class Connection:
         self._request_method = method
         self._head_only = method in {"HEAD", "CONNECT"}
         out = _serialize_head(f"{method} {target} HTTP/{event.http_version}\r\n", headers)
-        self.our_state = State.SEND_BODY
+        self.our_state = _SEND_BODY
         if self._pending:  # bytes that came after the last response: parse them as an answer to this one
             pending, self._pending = self._pending, b""
             self.receive_data(pending)
@@ -385,9 +507,9 @@ class Connection:
     def _send_response(self, event: Response | InformationalResponse) -> bytes:
         if self.role is not SERVER:
             raise LocalProtocolError("a client cannot send a response")
-        if self.our_state is not State.IDLE:
+        if self.our_state is not _IDLE:
             raise LocalProtocolError(f"cannot send a response in state {self.our_state.name}")
-        if self.their_state is State.IDLE and self._failed is None:
+        if self.their_state is _IDLE and self._failed is None:
             raise LocalProtocolError("cannot answer before a request was received")
         status, headers = event.status_code, event.headers
         store = headers._store
@@ -423,12 +545,12 @@ class Connection:
         elif self.their_http_version == "1.0" and "connection" not in store:
             headers["Connection"] = "keep-alive"  # an HTTP/1.0 client asked for it; say it is granted
         self._writer = writer
-        self.our_state = State.SEND_BODY
+        self.our_state = _SEND_BODY
         out = _serialize_head(f"HTTP/1.1 {status} {reason}\r\n", headers)
         if self._request_method == "CONNECT" and 200 <= status < 300:
             # The tunnel is open: what follows on both sides is not HTTP (trailing_data holds its start).
             self._writer = None
-            self.our_state = self.their_state = State.SWITCHED_PROTOCOL
+            self.our_state = self.their_state = _SWITCHED_PROTOCOL
         return out
 
     @staticmethod
@@ -460,7 +582,6 @@ class Connection:
         headers: Headers | list[tuple[str, str]],
         body: bytes = b"",
         reason: str = "",
-        *,
         prepared: str = "",
     ) -> bytes:
         """The bytes of a complete response: its head and a body of known length, in one buffer.
@@ -474,49 +595,65 @@ class Connection:
         was sent, and the server can answer with an error instead.
         """
         items = headers if type(headers) is list else headers.multi_items()  # type: ignore[union-attr]
-        parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} {reason or _reason(status)}\r\n"]
-        if reason or self.role is not SERVER or self.our_state is not State.IDLE or self._failed is not None:
+        if reason or self.our_state is not _IDLE or self.role is not SERVER or self._failed is not None:
             return self._send_whole_slow(status, items, body, reason, prepared)
         method = self._request_method
-        if method == "CONNECT" or self._cb.upgraded or self.their_state is State.IDLE or not 200 <= status < 600:
+        if method == "CONNECT" or self._cb.upgraded or self.their_state is _IDLE:
             return self._send_whole_slow(status, items, body, reason, prepared)
-        values = []
+        line = _STATUS_LINES.get(status)
+        if line is None:
+            if not 200 <= status < 600:
+                return self._send_whole_slow(status, items, body, reason, prepared)
+            line = f"HTTP/1.1 {status} {_reason(status)}\r\n"
         length = None
-        for name, value in items:
-            if name not in _PLAIN_NAMES:
-                lower = name.lower()
-                if lower == "content-length" and length is None and value == str(len(body)):
-                    length = value  # declared, and right: nothing to add
-                elif lower in _FRAMING_NAMES:
-                    return self._send_whole_slow(status, items, body, reason, prepared)
-                else:
-                    _check_name(name)
-                    if len(_PLAIN_NAMES) < 1024:
-                        _PLAIN_NAMES.add(name)
-            values.append(value)
-            parts.append(f"{name}: {value}\r\n")
-        if values and _BAD_VALUE("".join(values)) is not None:
-            raise LocalProtocolError("invalid header value: control characters (CR, LF, NUL) are not allowed")
-        if prepared:
-            parts.append(prepared)
+        fields = ""
+        if items:
+            parts = []
+            values = []  # those not known to be good
+            for name, value in items:
+                if name not in _PLAIN_NAMES:
+                    lower = "content-length" if name == "Content-Length" else name.lower()
+                    if lower == "content-length" and length is None and value == str(len(body)):
+                        length = value  # declared, and right: nothing to add
+                    elif lower in _FRAMING_NAMES:
+                        return self._send_whole_slow(status, items, body, reason, prepared)
+                    else:
+                        _check_name(name)
+                        if len(_PLAIN_NAMES) < 1024:
+                            _PLAIN_NAMES.add(name)
+                if value not in _GOOD_VALUES:
+                    values.append(value)
+                parts.append(f"{name}: {value}\r\n")
+            if values:
+                _good_values(values)
+            fields = "".join(parts)
         no_body = status in _NO_BODY_STATUS
-        if not no_body and length is None:
-            parts.append(f"Content-Length: {len(body)}\r\n")
-        keep = self._our_keep_alive and self._their_keep_alive and self._message_keep_alive
+        keep = self._our_keep_alive and self._their_keep_alive  # (a request not kept alive cleared the latter)
         if not keep:
-            parts.append("Connection: close\r\n")
+            connection = "Connection: close\r\n"
         elif self.their_http_version == "1.0":
-            parts.append("Connection: keep-alive\r\n")  # an HTTP/1.0 client asked for it; say it is granted
-        parts.append("\r\n")
-        try:
-            head = "".join(parts).encode("latin-1")
-        except UnicodeEncodeError as exc:
-            raise LocalProtocolError(f"header not encodable as Latin-1: {exc.object[exc.start : exc.end]!r}") from exc
+            connection = "Connection: keep-alive\r\n"  # an HTTP/1.0 client asked for it; say it is granted
+        else:
+            connection = ""
+        framed = no_body or length is not None  # (else Content-Length is added)
+        if fields:
+            head = _encode_head(line, fields, prepared, None if framed else len(body), connection)
+        else:
+            # A server's own answers (no fields but prepared ones) repeat the same few heads: the last ones
+            # are kept, ready to send.
+            key = (line, prepared, None if framed else len(body), connection)
+            known = _HEADS.get(key)
+            if known is None:
+                known = _encode_head(line, "", *key[1:])
+                if len(_HEADS) >= 64:
+                    _HEADS.clear()
+                _HEADS[key] = known
+            head = known
         if keep:
-            self.our_state = State.DONE
+            self.our_state = _DONE
         else:
             self._our_keep_alive = False
-            self.our_state = State.MUST_CLOSE
+            self.our_state = _MUST_CLOSE
         if no_body or method == "HEAD" or not body:
             return head
         return head + body
@@ -547,36 +684,42 @@ class Connection:
             self.our_state, self.their_state, self._our_keep_alive, self._writer = saved
             raise
         self._writer = None
-        self.our_state = State.DONE if self._our_keep_alive else State.MUST_CLOSE
+        self.our_state = _DONE if self._our_keep_alive else _MUST_CLOSE
         return head + out if out else head
 
     # -- cycles --------------------------------------------------------------------------------
     def start_next_cycle(self) -> None:
         """After a complete request and response on a keep-alive connection, get ready for the next pair."""
-        if self.our_state is not State.DONE or self.their_state is not State.DONE:
+        if self.our_state is not _DONE or self.their_state is not _DONE:
             ours, theirs = self.our_state.name, self.their_state.name
             raise LocalProtocolError(f"not ready for another request: we are {ours}, they are {theirs}")
-        self.our_state = State.IDLE
-        self.their_state = State.IDLE
+        self.our_state = _IDLE
+        self.their_state = _IDLE
         self._request_method = ""
         if self.role is CLIENT and self._cb.fresh_parser_needed:
             self._new_parser()
 
     def send_failed(self) -> None:
         """Tell the connection that writing to the peer failed: it cannot be used again."""
-        self.our_state = State.ERROR
+        self.our_state = _ERROR
 
     # -- parser plumbing -----------------------------------------------------------------------
     def _new_parser(self) -> None:
-        self._cb = _Callbacks(self)
         if self.role is CLIENT:
+            self._cb = _Callbacks(self)
             self._parser: httptools.HttpResponseParser | httptools.HttpRequestParser = httptools.HttpResponseParser(
                 self._cb
             )
         else:
+            self._cb = _ServerCallbacks(self)
             self._parser = httptools.HttpRequestParser(self._cb)
         self._cb.parser = self._parser
         self._message_keep_alive = True
+
+
+# A request as next_request() gives it: method, target, raw headers, http_version, keep_alive, body (None: to
+# come). Parsed request heads are queued in this form (body b"" for a head that declares no body).
+RequestParts: TypeAlias = "tuple[str, str, list[tuple[bytes, bytes]], str, bool, bytes | None]"
 
 
 class ProtocolErrorItem:
@@ -586,6 +729,39 @@ class ProtocolErrorItem:
 
     def __init__(self, error: Exception) -> None:
         self.error = error
+
+
+def _whole_body(events: deque[Any]) -> bytes | None:
+    """The body in ``events`` (``Data``... ``EndOfMessage``, taken off) if it is all there, without trailers."""
+    chunks = []
+    for event in events:
+        kind = type(event)
+        if kind is Data:
+            chunks.append(event.data)
+        elif kind is EndOfMessage and event.headers is None:
+            break
+        else:
+            return None
+    else:
+        return None
+    for _ in range(len(chunks) + 1):
+        events.popleft()
+    return b"".join(chunks)
+
+
+_HEADS: dict[tuple[str, str, int | None, str], bytes] = {}  # send_whole_response's recent heads without fields
+
+
+def _encode_head(line: str, fields: str, prepared: str, length: int | None, connection: str) -> bytes:
+    """The head of a response: status line, fields, prepared fields, Content-Length unless None, Connection."""
+    if length is None:
+        text = f"{line}{fields}{prepared}{connection}\r\n"
+    else:
+        text = f"{line}{fields}{prepared}Content-Length: {length}\r\n{connection}\r\n"
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(f"header not encodable as Latin-1: {exc.object[exc.start : exc.end]!r}") from exc
 
 
 def _framing(store: dict[str, list[str]]) -> _BodyWriter | None:
@@ -640,6 +816,7 @@ class _Callbacks:
         "body_size",
         "conn",
         "error",
+        "fields",
         "fresh_parser_needed",
         "head_keep_alive",
         "head_size",
@@ -652,8 +829,8 @@ class _Callbacks:
         "max_fields",
         "max_head_size",
         "parser",
-        "raw",
         "reason",
+        "store",
         "switched",
         "trailers",
         "unreported",
@@ -670,7 +847,8 @@ class _Callbacks:
         self.max_fields = conn.limits.max_fields
         self.max_head_size = conn.limits.max_head_size
         self.error: RemoteProtocolError | None = None
-        self.raw: list[tuple[bytes, bytes]] = []
+        self.store: dict[str, list[str]] = {}  # the header block being parsed (a Headers store)
+        self.fields = 0  # field lines in it
         self.url = b""
         self.reason = b""
         self.in_head = False
@@ -692,7 +870,8 @@ class _Callbacks:
         raise self.error
 
     def on_message_begin(self) -> None:
-        self.raw = []
+        self.store = {}
+        self.fields = 0
         self.url = b""
         self.reason = b""
         self.trailers = None
@@ -715,19 +894,23 @@ class _Callbacks:
             self._limit("status line too long", 400)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # The header block is built as it is parsed (what Headers.from_raw does, without a list in between).
         self.unreported = 0
         size = len(name) + len(value)
-        self.head_size += size + 4
-        raw = self.raw
-        if (
-            size <= self.max_field_size
-            and self.head_size <= self.max_head_size
-            and self.in_head
-            and len(raw) < self.max_fields
-        ):
-            raw.append((name, value))
+        head_size = self.head_size + size + 4
+        # (after the head, ``fields`` is set to the limit: trailer fields take the slow path)
+        if size <= self.max_field_size and head_size <= self.max_head_size and self.fields < self.max_fields:
+            self.head_size = head_size
+            self.fields += 1
+            known = _NAMES.get(name)
+            if known is None:
+                known = _learn_name(name)
+            entry = self.store.get(known[1])
+            if entry is None:
+                self.store[known[1]] = [known[0], value.decode("latin-1")]
+            else:
+                entry.append(value.decode("latin-1"))
             return
-        self.head_size -= size + 4
         self._header_slow(name, value, size)
 
     def _header_slow(self, name: bytes, value: bytes, size: int) -> None:
@@ -737,61 +920,47 @@ class _Callbacks:
         self.head_size += size + 4
         if self.head_size > limits.max_head_size:
             self._limit("header block too large", 431)
-        if self.in_head:
-            if len(self.raw) >= limits.max_fields:
-                self._limit(f"more than {limits.max_fields} header fields", 431)
-            self.raw.append((name, value))
-        else:
-            if self.trailers is None:
-                self.trailers = Headers()
-            if len(self.trailers) >= limits.max_fields:
-                self._limit(f"more than {limits.max_fields} trailer fields", 431)
-            self.trailers.add(name.decode("latin-1"), value.decode("latin-1"))
+        if self.in_head:  # within the size limits: the only reason left for the slow path is the count
+            self._limit(f"more than {limits.max_fields} header fields", 431)
+        if self.trailers is None:
+            self.trailers = Headers()
+        if len(self.trailers) >= limits.max_fields:
+            self._limit(f"more than {limits.max_fields} trailer fields", 431)
+        self.trailers.add(name.decode("latin-1"), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self.fields = self.max_fields
         parser = self.parser
-        version = parser.get_http_version()
-        headers = Headers.from_raw(self.raw)
-        keep_alive = parser.should_keep_alive()
+        headers = Headers.__new__(Headers)
+        headers._store = store = self.store
         conn = self.conn
+        version = parser.get_http_version()
+        keep_alive = parser.should_keep_alive()
         events = conn._events
-        if conn.role is CLIENT:
-            status = parser.get_status_code()
-            reason = self.reason.decode("latin-1")
-            if 100 <= status < 200:
-                if status == 101:
-                    self._limit("unexpected 101 Switching Protocols: no upgrade was asked for", 502)
-                self.interim = True
-                self.interim_seen = True
-                events.append(InformationalResponse(status, headers, reason, version))
-                return
-            store = headers._store
-            method = conn._request_method
-            no_body = status in _NO_BODY_STATUS or method == "HEAD" or (method == "CONNECT" and status < 300)
-            if method == "CONNECT" and status < 300:
-                self.switched = True
-                keep_alive = True
-            self.until_close = not no_body and "transfer-encoding" not in store and "content-length" not in store
-            if not no_body and "transfer-encoding" in store:
-                coding = ", ".join(store["transfer-encoding"][1:]).rsplit(",", 1)[-1]
-                if not _has_token(coding, "chunked"):
-                    self.until_close = True  # RFC 9112 6.3: a non-chunked final coding reads until close
-            if self.until_close:
-                keep_alive = False
-            self.head_keep_alive.append(keep_alive)
-            events.append(Response(status, headers, reason, version))
-        else:
-            store = headers._store
-            hosts = store.get("host")
-            if (hosts is None and version == "1.1") or (hosts is not None and len(hosts) > 2):
-                self._limit("a request needs exactly one Host header", 400)
-            bmethod = parser.get_method()
-            method = _METHODS.get(bmethod) or bmethod.decode("ascii")
-            if not self.url:
-                self._limit("empty request target", 400)
-            self.head_keep_alive.append(keep_alive)
-            events.append(Request(method, self.url.decode("latin-1"), headers, version))
+        status = parser.get_status_code()
+        reason = self.reason.decode("latin-1")
+        if 100 <= status < 200:
+            if status == 101:
+                self._limit("unexpected 101 Switching Protocols: no upgrade was asked for", 502)
+            self.interim = True
+            self.interim_seen = True
+            events.append(InformationalResponse(status, headers, reason, version))
+            return
+        method = conn._request_method
+        no_body = status in _NO_BODY_STATUS or method == "HEAD" or (method == "CONNECT" and status < 300)
+        if method == "CONNECT" and status < 300:
+            self.switched = True
+            keep_alive = True
+        self.until_close = not no_body and "transfer-encoding" not in store and "content-length" not in store
+        if not no_body and "transfer-encoding" in store:
+            coding = ", ".join(store["transfer-encoding"][1:]).rsplit(",", 1)[-1]
+            if not _has_token(coding, "chunked"):
+                self.until_close = True  # RFC 9112 6.3: a non-chunked final coding reads until close
+        if self.until_close:
+            keep_alive = False
+        self.head_keep_alive.append(keep_alive)
+        events.append(Response(status, headers, reason, version))
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
@@ -816,3 +985,119 @@ class _Callbacks:
         if self.in_message:  # llhttp did not end it itself (it would for Content-Length: 0)
             self.in_message = False
             self.conn._events.append(EndOfMessage())
+
+
+class _ServerCallbacks(_Callbacks):
+    """The request side: requests only (no status line, no interim or until-close messages).
+
+    The header block is kept as the raw ``(name, value)`` pairs (``Headers.from_raw`` makes the ``Headers``
+    when someone asks for them); the fields the protocol needs are noted as they pass (``_FIELD_KINDS``).
+    """
+
+    __slots__ = ("flags", "hosts", "no_body", "raw")
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        self.raw: list[tuple[bytes, bytes]] = []  # the fields of the head being parsed (_HEAD_DONE after it)
+        self.hosts = 0  # Host fields in it
+        self.flags = 0  # _CONNECTION and _FRAMED: such fields were in it
+        self.no_body = False  # the request being parsed has no body
+
+    def on_message_begin(self) -> None:
+        self.raw = []
+        self.hosts = 0
+        self.flags = 0
+        self.url = b""
+        self.in_head = True
+        self.in_message = True
+        self.head_size = 0
+        self.body_size = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.unreported = 0
+        size = len(name) + len(value)
+        head_size = self.head_size + size + 4
+        raw = self.raw
+        # (after the head, ``raw`` is _HEAD_DONE, too long for more: trailer fields take the slow path)
+        if size <= self.max_field_size and head_size <= self.max_head_size and len(raw) < self.max_fields:
+            self.head_size = head_size
+            raw.append((name, value))
+            kind = _KIND_BY_NAME.get(name)
+            if kind is None:
+                kind = _learn_kind(name)
+            if kind:
+                if kind == _HOST:
+                    self.hosts += 1
+                else:
+                    self.flags |= kind
+            return
+        self._header_slow(name, value, size)
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        raw = self.raw
+        self.raw = _HEAD_DONE  # type: ignore[assignment]
+        parser = self.parser
+        flags = self.flags
+        keep_alive = parser.should_keep_alive()
+        # llhttp keeps a request alive by default for HTTP/1.1 only (not 1.0, 0.9 or 2.0): without a
+        # Connection header, that says the version (get_http_version() costs several times more)
+        version = "1.1" if keep_alive and not flags & _CONNECTION else parser.get_http_version()
+        hosts = self.hosts
+        if hosts > 1 or (hosts == 0 and version == "1.1"):
+            self._limit("a request needs exactly one Host header", 400)
+        url = self.url
+        if not url:
+            self._limit("empty request target", 400)
+        bmethod = parser.get_method()
+        # A request without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3): its head is the whole
+        # of it, queued without an EndOfMessage after it (on_message_complete follows at once).
+        self.no_body = not flags & _FRAMED
+        # queued as a tuple of its parts, cheaper to build than a Request: next_request() hands it on as it is,
+        # next_event() builds the Request
+        self.conn._events.append(
+            (
+                _METHODS.get(bmethod) or bmethod.decode("ascii"),
+                url.decode("latin-1"),
+                raw,
+                version,
+                keep_alive,
+                b"" if self.no_body else None,
+            )
+        )
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        if not self.no_body:
+            trailers = self.trailers
+            if trailers is None:
+                self.conn._events.append(_END)
+            else:
+                self.conn._events.append(EndOfMessage(trailers))
+                self.trailers = None  # (reset here rather than for every message)
+
+
+_HEAD_DONE = range(sys.maxsize)  # ``raw`` once the head is parsed: its length is past any field limit
+# What the request side notes about a header field as it passes: its kind, by the name as received.
+_HOST, _CONNECTION, _FRAMED = 4, 1, 2
+_FIELD_KINDS = {"host": _HOST, "connection": _CONNECTION, "content-length": _FRAMED, "transfer-encoding": _FRAMED}
+_KIND_BY_NAME: dict[bytes, int] = {}
+
+
+def _learn_kind(bname: bytes) -> int:
+    kind = _FIELD_KINDS.get(bname.decode("latin-1").lower(), 0)
+    if len(_KIND_BY_NAME) < 512:
+        _KIND_BY_NAME[bname] = kind
+    return kind
+
+
+def _expects_continue(raw: list[tuple[bytes, bytes]], version: str) -> bool:
+    """Whether a request head (raw fields) asks for ``100 Continue``."""
+    if version != "1.1":
+        return False
+    values = [value.decode("latin-1") for name, value in raw if name.lower() == b"expect"]
+    return bool(values) and _has_token(", ".join(values), "100-continue")
+
+
+def _has_expect(raw: list[tuple[bytes, bytes]]) -> bool:
+    return any(name.lower() == b"expect" for name, _ in raw)

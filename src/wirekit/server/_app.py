@@ -67,6 +67,7 @@ class App:
 
     def __init__(self) -> None:
         self._exact: dict[str, list[_Route]] = {}
+        self._fast: dict[str, dict[str, _Route]] = {}  # path -> method -> the first exact route for them
         self._patterns: list[_Route] = []
         self._server: Server | None = None
 
@@ -78,6 +79,9 @@ class App:
             route = _Route(path, methods, func)
             if route.pattern is None:
                 self._exact.setdefault(path, []).append(route)
+                by_method = self._fast.setdefault(path, {})
+                for method in route.methods:
+                    by_method.setdefault(method, route)
             else:
                 self._patterns.append(route)
             return func
@@ -137,6 +141,16 @@ class App:
     def __call__(self, request: ServerRequest) -> Awaitable[Any]:
         """Dispatch one request: the route's coroutine itself (no extra frame), for the engine to run."""
         target = request.target
+        by_method = self._fast.get(target)  # the target is the path when it has no query
+        if by_method is None and "?" in target:
+            by_method = self._fast.get(target[: target.find("?")])
+        if by_method is not None:
+            route = by_method.get(request.method)
+            if route is not None:  # an exact route: what _match would find first
+                func = route.func
+                if route.is_async:
+                    return func(request)  # type: ignore[no-any-return]
+                return _in_thread(func, request)
         i = target.find("?")
         path = target if i < 0 else target[:i]
         route, params, allowed = self._match(request.method, path)

@@ -23,7 +23,6 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import re
 import signal
 import socket
@@ -40,6 +39,7 @@ from urllib.parse import parse_qsl
 from wirekit.exceptions import LocalProtocolError, RemoteProtocolError
 from wirekit.protocol import NEED_DATA, PAUSED, SERVER, Connection, Data, EndOfMessage, Headers, Limits, Request, State
 from wirekit.protocol import Response as ResponseHead
+from wirekit.protocol._connection import RequestParts
 
 __all__ = ["BlockingHandler", "Request", "Response", "ResponseChannel", "Server", "ServerRequest"]
 
@@ -50,16 +50,22 @@ WRITE_CHUNK = 64 * 1024  # a blocking handler's output is handed to the loop in 
 SERVER_NAME = "wirekit"
 _NO_FIELDS: list[tuple[str, str]] = []
 _monotonic = time.monotonic
+_new_object = object.__new__
+# the states as globals: ``State.DONE`` costs about ten times as much on Python 3.11 (EnumType.__getattr__)
+_IDLE, _SEND_BODY, _DONE, _ERROR = State.IDLE, State.SEND_BODY, State.DONE, State.ERROR
 
 HeaderPairs: TypeAlias = "Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None"
 
-_date_cache: list[Any] = [0, "", "", "", ""]
+# [monotonic time at which the next second starts, Date value, Date + Server fields, the same after a
+# Content-Type application/octet-stream, the same after Content-Type text/plain]: refreshed once a second, checked
+# against the monotonic clock that the engine reads anyway (for its deadlines)
+_date_cache: list[Any] = [-1.0, "", "", "", ""]
 
 
 def http_date() -> str:
     """The current time as an IMF-fixdate (``Date`` header), recomputed at most once a second."""
-    now = int(time.time())
-    if _date_cache[0] != now:
+    now = _monotonic()
+    if now >= _date_cache[0]:
         _refresh_date(now)
     return _date_cache[1]  # type: ignore[no-any-return]
 
@@ -70,18 +76,21 @@ _TEXT = 4
 
 def _default_fields(kind: int = 2) -> str:
     """``Date`` and ``Server`` (after a ``Content-Type`` for ``_OCTETS`` or ``_TEXT``), serialized once a second."""
-    now = int(time.time())
-    if _date_cache[0] != now:
+    now = _monotonic()
+    if now >= _date_cache[0]:
         _refresh_date(now)
     return _date_cache[kind]  # type: ignore[no-any-return]
 
 
-def _refresh_date(now: int) -> None:
-    date = formatdate(now, usegmt=True)
+def _refresh_date(now: float) -> None:
+    """Serialize the fields for this second (``now`` is the monotonic clock)."""
+    wall = time.time()
+    second = int(wall)
+    date = formatdate(second, usegmt=True)
     fields = Connection.prepare_fields([("Date", date), ("Server", SERVER_NAME)])
     octets = Connection.prepare_fields([("Content-Type", "application/octet-stream")])
     text = Connection.prepare_fields([("Content-Type", "text/plain; charset=utf-8")])
-    _date_cache[:] = [now, date, fields, octets + fields, text + fields]
+    _date_cache[:] = [now + (second + 1 - wall), date, fields, octets + fields, text + fields]
 
 
 # -- request bodies ------------------------------------------------------------------------------------
@@ -141,6 +150,14 @@ class _Body:
             self._proto.resume_body_threadsafe()
         return data
 
+    @classmethod
+    def of(cls, data: bytes) -> _Body:
+        """A body that has all arrived."""
+        body = cls(None)
+        body._chunks.append(data)
+        body._buffered = len(data)
+        return body
+
     @property
     def complete(self) -> bool:
         """Whether the whole body has arrived (it may not have been read yet)."""
@@ -190,7 +207,7 @@ class ServerRequest:
     pieces, ``await request.json()`` and ``await request.text()`` decode it.
     """
 
-    __slots__ = ("_body", "_cached", "client", "headers", "http_version", "method", "path_params", "target")
+    __slots__ = ("_body", "_cached", "_headers", "_params", "_raw", "client", "http_version", "method", "target")
 
     def __init__(
         self,
@@ -203,12 +220,39 @@ class ServerRequest:
     ) -> None:
         self.method = method
         self.target = target
-        self.headers = headers
+        self._headers: Headers | None = headers
+        self._raw: list[tuple[bytes, bytes]] | None = None  # the fields as received, until ``headers`` is read
         self.http_version = http_version
         self.client = client
-        self.path_params: dict[str, str] = {}
+        self._params: dict[str, str] | None = None
         self._body = body or _EMPTY_BODY
         self._cached: bytes | None = None
+
+    @property
+    def path_params(self) -> dict[str, str]:
+        """The values of the route's ``{name}`` segments (set by the router)."""
+        params = self._params
+        if params is None:
+            params = self._params = {}
+        return params
+
+    @path_params.setter
+    def path_params(self, params: dict[str, str]) -> None:
+        self._params = params
+
+    @property
+    def headers(self) -> Headers:
+        """The request's header fields (case-insensitive); made from the fields as received when first read."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = Headers.from_raw(self._raw or ())
+            self._raw = None
+        return headers
+
+    @headers.setter
+    def headers(self, headers: Headers) -> None:
+        self._headers = headers
+        self._raw = None
 
     @property
     def path(self) -> str:
@@ -374,7 +418,7 @@ class ResponseChannel:
         """
         if type(headers) is not list:
             _check_headers(headers)  # type: ignore[arg-type]
-        if _BAD_REASON(reason) is not None:
+        if reason and _BAD_REASON(reason) is not None:
             raise LocalProtocolError(f"invalid reason phrase {reason!r}")
         self.head = (status, headers, reason)
 
@@ -387,7 +431,9 @@ class ResponseChannel:
         if self.head is None:
             raise LocalProtocolError("write() before start_response()")
         if data:
-            self._buffer.append(bytes(data))
+            if type(data) is not bytes:
+                data = bytes(data)
+            self._buffer.append(data)
             self._buffered += len(data)
             if self._buffered >= WRITE_CHUNK:
                 self.flush()
@@ -418,26 +464,39 @@ def _check_headers(headers: Headers) -> None:
 
 
 # -- coroutine driving ---------------------------------------------------------------------------------
+_RESULT: Any = object()  # what a handler driver yields when its handler returned (the value is in its cell)
+
+
 @types.coroutine
-def _resume(coro: Any, yielded: Any) -> Generator[Any, Any, Any]:
-    """Continue a coroutine that was started by hand and suspended on ``yielded`` (inside a Task now)."""
+def _handler_driver(cell: list[Any]) -> Generator[Any, Any, None]:
+    """Runs handler coroutines one after the other, each to its end unless it suspends.
+
+    ``send(coroutine)`` runs one: it gives ``_RESULT`` when the coroutine returned (its value is in
+    ``cell[0]``), or what the coroutine awaits when it suspends; the driver then belongs to that coroutine
+    (see ``_resume_driver``). Cheaper than ``coroutine.send(None)``, which hands the return value over in a
+    ``StopIteration`` (``yield from`` takes it without one). An exception from the coroutine ends the driver.
+    """
+    while True:
+        coro = yield _RESULT
+        cell[0] = yield from coro
+
+
+@types.coroutine
+def _resume_driver(driver: Generator[Any, Any, None], yielded: Any, cell: list[Any]) -> Generator[Any, Any, Any]:
+    """Continue, inside a Task, a handler that suspended on ``yielded`` in ``driver``; return its result."""
     while True:
         try:
             sent = yield yielded
         except BaseException as exc:
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
+            yielded = driver.throw(exc)
         else:
-            try:
-                yielded = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
+            yielded = driver.send(sent)
+        if yielded is _RESULT:
+            return cell[0]
 
 
-async def _continue(coro: Any, yielded: Any) -> Any:
-    return await _resume(coro, yielded)
+async def _continue(driver: Generator[Any, Any, None], yielded: Any, cell: list[Any]) -> Any:
+    return await _resume_driver(driver, yielded, cell)
 
 
 # -- the connection protocol ---------------------------------------------------------------------------
@@ -457,6 +516,9 @@ class _HTTPProtocol(asyncio.Protocol):
         self.write_paused = False
         self.drain_waiters: list[Any] = []
         self.state: Any = None  # per-connection state of a blocking handler
+        self.handler = server.handler  # None: the blocking handler runs in the pool
+        self.driver: Generator[Any, Any, None] | None = None  # runs the handlers (see _handler_driver)
+        self.cell: list[Any] = [None]  # where the driver puts a handler's result
         self.task: asyncio.Task[Any] | None = None
         self.reading_paused = False
 
@@ -489,10 +551,17 @@ class _HTTPProtocol(asyncio.Protocol):
         self.conn.receive_data(data)
         if self.waiting == "idle":
             # first bytes of a request after an idle period: the head must now arrive within header_timeout
+            # (the deadline is set below, unless the request is answered at once and the idle wait starts over)
             self.waiting = "header"
+            self.deadline = -1.0
+        if not self.in_process:  # process(), inlined
+            self.in_process = True
+            try:
+                self._process()
+            finally:
+                self.in_process = False
+        if self.deadline == -1.0 and self.waiting == "header":
             self.deadline = _monotonic() + self.server.header_timeout_or_inf
-        if not self.in_process:
-            self.process()
 
     def eof_received(self) -> bool | None:
         self.conn.receive_data(b"")
@@ -521,7 +590,7 @@ class _HTTPProtocol(asyncio.Protocol):
         self.waiting = None
         if self.busy or self.closing:
             return
-        if self.conn.their_state is State.IDLE and self.conn._cb.in_head:
+        if self.conn.their_state is _IDLE and self.conn._cb.in_head:
             # No request was parsed, so the protocol core has nothing to answer: the 408 is written as is.
             body = b"408 the request head did not arrive in time\n"
             head = (
@@ -546,11 +615,16 @@ class _HTTPProtocol(asyncio.Protocol):
         conn = self.conn
         while not self.closing:
             try:
-                event = conn.next_event()
+                event = conn.next_request()
             except RemoteProtocolError as exc:
                 self._protocol_error(exc)
                 return
             kind = type(event)
+            if kind is tuple:
+                self._start(event)  # type: ignore[arg-type]
+                if not conn._events and conn.their_state is _IDLE and not conn._eof:
+                    return  # answered, and nothing more has arrived: what next_event() would say (NEED_DATA)
+                continue
             if kind is Data:
                 if self.body is not None:
                     self.body.feed(event.data)  # type: ignore[union-attr]
@@ -560,36 +634,31 @@ class _HTTPProtocol(asyncio.Protocol):
                     self.body.finish()
                     self.body = None
                 continue
-            if kind is Request:
-                self._start(event)  # type: ignore[arg-type]
-                if not conn._events and conn.their_state is State.IDLE and not conn._eof:
-                    return  # answered, and nothing more has arrived: what next_event() would say (NEED_DATA)
-                continue
             if event is NEED_DATA:
                 if conn._eof:
                     self._close()
                 return
             if event is PAUSED:
-                if conn.their_state is State.DONE and conn.our_state is State.DONE:
+                if conn.their_state is _DONE and conn.our_state is _DONE:
                     self._next_cycle()  # the request body ended after its answer went out
                     continue
                 return
             self._close()  # ConnectionClosed: the client is done with this connection
             return
 
-    def _start(self, event: Request) -> None:
-        conn = self.conn
-        self.busy = True
-        self.waiting = None
-        # peek: a request without a body has its EndOfMessage queued right behind its head
-        events = conn._events
-        if events and type(events[0]) is EndOfMessage:
-            conn.next_event()  # their side is DONE
-            body = _EMPTY_BODY
+    def _start(self, parts: RequestParts) -> None:
+        method, target, raw, version, _keep, whole = parts
+        # ``busy`` and ``waiting`` are set where the request leaves this call unanswered (a worker thread, a
+        # suspended handler, a streamed response): nothing can look at them while a handler runs eagerly.
+        headers = None  # made from ``raw`` when the handler reads them
+        if whole is not None:  # the whole body is here (their side is DONE)
+            body = _Body.of(whole) if whole else _EMPTY_BODY
         else:
+            conn = self.conn
+            headers = Headers.from_raw(raw)
             limit = self.server.limits.max_body_size
             if limit is not None:
-                length = event.headers.get("content-length")
+                length = headers.get("content-length")
                 if length is not None and length.isdigit() and int(length) > limit:
                     # refused now, before a 100 Continue invites the body and before any of it is read
                     self._reply_error(413, f"body larger than {limit} bytes")
@@ -597,21 +666,70 @@ class _HTTPProtocol(asyncio.Protocol):
             body = self.body = _Body(self)
             if conn.they_are_waiting_for_100_continue:
                 self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request = ServerRequest(event.method, event.target, event.headers, event.http_version, self.client, body)
-        server = self.server
-        if server.blocking is not None:
-            server.submit(self._run_blocking, request)
+        # ServerRequest(method, target, headers, version, self.client, body), built without calling the class
+        # (cheaper on this path, once per request)
+        request = _new_object(ServerRequest)
+        request.method = method
+        request.target = target
+        request._headers = headers
+        request._raw = raw if headers is None else None
+        request.http_version = version
+        request.client = self.client
+        request._params = None
+        request._body = body
+        request._cached = None
+        handler = self.handler
+        if handler is None:
+            self.busy = True
+            self.waiting = None
+            self.server.submit(self._run_blocking, request)
             return
-        assert server.handler is not None
+        driver = self.driver
+        if driver is None:
+            driver = self.driver = _handler_driver(self.cell)
+            driver.send(None)
         try:
-            coro = server.handler(request)
-            yielded = coro.send(None)  # type: ignore[attr-defined]  # eager: no Task unless it suspends
-        except StopIteration as stop:
-            self._respond(request, stop.value)
-        except Exception as exc:
+            yielded = driver.send(handler(request))  # eager: no Task unless the handler suspends
+        except BaseException as exc:
+            self.driver = None  # (an exception ends the driver)
+            if not isinstance(exc, Exception):
+                raise
             self._handler_error(request, exc)
-        else:
-            task = self.loop.create_task(_continue(coro, yielded))
+            return
+        if yielded is _RESULT:
+            cell = self.cell
+            result = cell[0]
+            cell[0] = None
+            conn = self.conn
+            if type(result) is str and conn.their_state is _DONE and not self.closing:
+                # The most common answer, kept short (``_respond`` does the same for it): text back from a
+                # request whose body has all arrived.
+                now = _monotonic()
+                if now >= _date_cache[0]:
+                    _refresh_date(now)
+                try:
+                    # (all arguments by position: a call with keywords is not inlined by Python 3.11)
+                    data = conn.send_whole_response(200, _NO_FIELDS, result.encode(), "", _date_cache[_TEXT])
+                except Exception as exc:
+                    self._handler_error(request, exc)
+                    return
+                self.transport.write(data)  # type: ignore[union-attr]
+                if conn.our_state is _DONE and not self.server.stopping:
+                    conn.start_next_cycle()
+                    self.waiting = "idle"
+                    self.deadline = now + self.server.keep_alive_timeout_or_inf
+                    if self.reading_paused:
+                        self._resume_body()
+                else:
+                    self._finish_request()
+                return
+            self._respond(request, result)
+        else:  # the handler suspended: a Task takes it on, with this driver
+            self.driver = None
+            self.busy = True
+            self.waiting = None
+            cell, self.cell = self.cell, [None]
+            task = self.loop.create_task(_continue(driver, yielded, cell))
             self.task = task
             task.add_done_callback(lambda t: self._task_done(request, t))
 
@@ -628,17 +746,17 @@ class _HTTPProtocol(asyncio.Protocol):
 
     def _handler_error(self, request: ServerRequest, exc: BaseException) -> None:
         conn = self.conn
-        if isinstance(exc, RemoteProtocolError) and (self.closing or conn.their_state is State.ERROR):
+        if isinstance(exc, RemoteProtocolError) and (self.closing or conn.their_state is _ERROR):
             # Reading the request body failed: it was malformed or too large (the parser's status: 400, 413,
             # 501), or the client went away. The client's error, not the handler's.
             log.debug("bad request body for %s %s: %s", request.method, request.target, exc)
-            if conn.our_state is State.IDLE:
+            if conn.our_state is _IDLE:
                 self._reply_error(exc.status_hint or 400, str(exc))
             else:
                 self._close()
             return
         log.error("error in handler for %s %s", request.method, request.target, exc_info=exc)
-        if self.conn.our_state is State.IDLE:
+        if self.conn.our_state is _IDLE:
             self._reply_error(500, "internal server error", close=False)
         else:
             self._close()
@@ -650,7 +768,7 @@ class _HTTPProtocol(asyncio.Protocol):
         conn = self.conn
         try:
             kind = type(result)
-            if (kind is bytes or kind is str) and conn.their_state is State.DONE:
+            if (kind is bytes or kind is str) and conn.their_state is _DONE:
                 # the common case, kept short: bytes or text back from a request whose body has all arrived
                 if kind is str:
                     data = conn.send_whole_response(200, _NO_FIELDS, result.encode(), prepared=_default_fields(_TEXT))
@@ -662,6 +780,8 @@ class _HTTPProtocol(asyncio.Protocol):
                 self.prepare_head(headers)
                 body = response.body
                 if type(body) is not bytes:
+                    self.busy = True
+                    self.waiting = None
                     self.loop.create_task(self._stream_response(request, response))
                     return
                 data = conn.send_whole_response(response.status, headers, body)
@@ -670,13 +790,14 @@ class _HTTPProtocol(asyncio.Protocol):
             return
         self.transport.write(data)  # type: ignore[union-attr]
         self.busy = False
-        if conn.our_state is State.DONE and conn.their_state is State.DONE and not self.server.stopping:
+        if conn.our_state is _DONE and conn.their_state is _DONE and not self.server.stopping:
             conn.start_next_cycle()
             self.waiting = "idle"
             self.deadline = _monotonic() + self.server.keep_alive_timeout_or_inf
             if self.reading_paused:
                 self._resume_body()
-            self.process()
+            if not self.in_process:
+                self.process()
         else:
             self._finish_request()
 
@@ -714,12 +835,13 @@ class _HTTPProtocol(asyncio.Protocol):
         """The response is out: next request, or close."""
         self.busy = False
         conn = self.conn
-        if conn.our_state is not State.DONE or self.server.stopping:
+        if conn.our_state is not _DONE or self.server.stopping:
             self._close()
             return
-        if conn.their_state is State.DONE:
+        if conn.their_state is _DONE:
             self._next_cycle()
-            self.process()
+            if conn._events or conn._eof:  # a pipelined request, or the end: else process() finds nothing
+                self.process()
         else:
             # The answer went out before the request body ended (it was sent with Connection: close, see
             # _prepare_head): nothing more will be read.
@@ -727,7 +849,7 @@ class _HTTPProtocol(asyncio.Protocol):
 
     def _next_cycle(self) -> None:
         conn = self.conn
-        if conn.our_state is not State.DONE or conn.their_state is not State.DONE:
+        if conn.our_state is not _DONE or conn.their_state is not _DONE:
             return
         conn.start_next_cycle()
         if self.reading_paused and self.transport is not None:
@@ -808,16 +930,25 @@ class _HTTPProtocol(asyncio.Protocol):
     # -- blocking handlers (worker threads) -------------------------------------------------------
     def _run_blocking(self, request: ServerRequest) -> None:
         """In a worker thread: run the blocking handler for one request."""
-        channel = ResponseChannel(self, request, self.server.body_timeout)
+        # ResponseChannel(self, request, self.server.body_timeout), without calling the class (once per request)
+        channel = _new_object(ResponseChannel)
+        channel._proto = self
+        channel.request = request
+        channel.head = None
+        channel._started = False
+        channel._buffer = []
+        channel._buffered = 0
+        channel._closing = False
+        channel.body_timeout = self.server.body_timeout
         blocking = self.server.blocking
         assert blocking is not None
         try:
             blocking.handle(request, channel, self.state)
         except BaseException as exc:
             if channel._started:
-                self.loop.call_soon_threadsafe(self._close)
+                self.server.complete(self._close)
             else:
-                self.loop.call_soon_threadsafe(self._handler_error, request, exc)
+                self.server.complete(self._handler_error, request, exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -855,7 +986,7 @@ class _HTTPProtocol(asyncio.Protocol):
 
     def blocking_done(self, head: _Head | None, chunks: list[bytes], close: bool, request: ServerRequest) -> None:
         """In a worker thread: the handler returned; the rest of the response goes out on the loop."""
-        self.loop.call_soon_threadsafe(self._blocking_done, head, chunks, close, request)
+        self.server.complete(self._blocking_done, head, chunks, close, request)
 
     def prepare_head(self, headers: Headers) -> None:
         """Add Date and Server; close after this answer if the request body has not all arrived."""
@@ -864,7 +995,7 @@ class _HTTPProtocol(asyncio.Protocol):
             headers["Date"] = http_date()
         if "server" not in store:
             headers["Server"] = SERVER_NAME
-        if self.conn.their_state is State.SEND_BODY and "connection" not in store:
+        if self.conn.their_state is _SEND_BODY and "connection" not in store:
             headers["Connection"] = "close"
 
     def _blocking_done(self, head: _Head | None, chunks: list[bytes], close: bool, request: ServerRequest) -> None:
@@ -876,13 +1007,13 @@ class _HTTPProtocol(asyncio.Protocol):
             if head is not None:
                 status, headers, reason = head
                 if isinstance(headers, list):
-                    if close or conn.their_state is State.SEND_BODY:
+                    if close or conn.their_state is _SEND_BODY:
                         headers.append(("Connection", "close"))
                 else:
                     if close and "connection" not in headers._store:
                         headers["Connection"] = "close"
                     self.prepare_head(headers)
-                if conn.our_state is State.IDLE:
+                if conn.our_state is _IDLE:
                     body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
                     try:
                         data = conn.send_whole_response(status, headers, body, reason)
@@ -892,7 +1023,7 @@ class _HTTPProtocol(asyncio.Protocol):
                     self._write(data)
                     self._finish_request()
                     return
-            if conn.our_state is State.IDLE:
+            if conn.our_state is _IDLE:
                 # the handler sent nothing at all
                 self._reply_error(500, "the handler sent no response")
                 return
@@ -910,47 +1041,125 @@ class _HTTPProtocol(asyncio.Protocol):
 
 
 # -- the server ---------------------------------------------------------------------------------------
+def _batch_scheduling() -> None:
+    """Linux: this thread does not preempt the one running when it is woken (SCHED_BATCH).
+
+    A worker is woken while the loop still holds the GIL: preempting the loop there would only switch back.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+
 class _WorkerPool:
-    """A bounded pool of daemon worker threads fed by one queue (cheaper per job than an executor)."""
+    """A bounded pool of daemon worker threads for blocking handlers, woken one at a time.
+
+    Jobs run back to back on the workers that are awake, and a sleeping worker is woken only when none is awake
+    or when jobs have waited ``HELP_DELAY`` while no awake worker took one (their handlers block: I/O, a sleep,
+    a slow request body). Waking a thread and handing it the GIL costs more than a short handler, so the
+    requests that one loop iteration read are run by one thread in a row, not by one thread each.
+    """
+
+    HELP_DELAY = 0.002  # seconds that queued jobs wait for a busy worker before another one is woken
 
     def __init__(self, max_workers: int) -> None:
         self.max_workers = max_workers
-        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.threads: list[threading.Thread] = []
-        self.idle = 0
+        self.jobs: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self.lock = threading.Lock()
+        self.sleepers: list[threading.Lock] = []  # idle workers, each waiting to acquire its own lock
+        self.threads: list[threading.Thread] = []
+        self.awake = 0  # workers running jobs (or woken to)
+        self.taken = 0  # jobs taken so far: the watchdog's measure of progress
+        self.watching = False  # a watchdog check is scheduled
+        self.kicking = False  # a _kick is scheduled
+        self.stopping = False
+        self.loop: asyncio.AbstractEventLoop | None = None  # where the watchdog runs
+        self.loop_thread = 0  # the loop's thread
 
     def submit(self, fn: Callable[..., None], *args: Any) -> None:
-        # ``idle`` is only a hint (updated without a lock): at worst one thread too many starts, never
-        # more than max_workers.
-        if self.idle <= 0 and len(self.threads) < self.max_workers:
-            with self.lock:
-                if len(self.threads) < self.max_workers:
-                    thread = threading.Thread(
-                        target=self._work, name=f"wirekit-worker-{len(self.threads)}", daemon=True
-                    )
-                    self.threads.append(thread)
-                    thread.start()
-        else:
-            self.idle -= 1
-        self.jobs.put((fn, args))
+        """Queue ``fn(*args)``."""
+        loop = self.loop
+        if loop is not None and threading.get_ident() != self.loop_thread:
+            loop = None  # from another thread: a worker is woken at once (the loop's timers are not for it)
+        with self.lock:
+            self.jobs.append((fn, args))
+            if loop is None:
+                self._wake()  # (one more worker for each job, as many as can take one)
+                return
+            if self.awake == 0:
+                if not self.kicking:
+                    # Woken once the loop has read all that is ready: a thread woken now would take the GIL
+                    # from the loop at its next callback, and again for the next request (a switch per request).
+                    self.kicking = True
+                    loop.call_soon(self._kick)
+                return
+            self._watch_soon()
+
+    def _kick(self) -> None:
+        with self.lock:
+            self.kicking = False
+            if self.jobs and self.awake == 0:
+                self._wake()
+            if len(self.jobs) > self.awake:  # more than the awake workers take at once: see that they do
+                self._watch_soon()
+
+    def _watch_soon(self) -> None:
+        """(On the loop, with the lock held) check in ``HELP_DELAY`` that the queued jobs are being taken."""
+        if not self.watching and self.loop is not None:
+            self.watching = True
+            self.loop.call_later(self.HELP_DELAY, self._watch, self.taken)
+
+    def _watch(self, taken: int) -> None:
+        """Jobs were waiting ``HELP_DELAY`` ago: if none was taken since, wake one more worker."""
+        with self.lock:
+            self.watching = False
+            if not self.jobs or self.stopping:
+                return
+            if self.taken == taken:
+                self._wake()
+            self._watch_soon()
+
+    def _wake(self) -> None:
+        """Wake a sleeping worker, or start one (with the lock held); none past ``max_workers``."""
+        if self.sleepers:
+            self.awake += 1
+            self.sleepers.pop().release()  # the last to fall asleep: its memory is the warmest
+        elif len(self.threads) < self.max_workers:
+            self.awake += 1
+            thread = threading.Thread(target=self._work, name=f"wirekit-worker-{len(self.threads)}", daemon=True)
+            self.threads.append(thread)
+            thread.start()
 
     def _work(self) -> None:
-        get = self.jobs.get
+        _batch_scheduling()
+        me = threading.Lock()
+        me.acquire()
+        jobs, lock = self.jobs, self.lock
         while True:
-            job = get()
+            job = None  # (nothing of the last job kept while asleep)
+            with lock:
+                if jobs:
+                    job = jobs.popleft()
+                    self.taken += 1
+                else:
+                    self.awake -= 1
+                    if self.stopping:
+                        return
+                    self.sleepers.append(me)
             if job is None:
-                return
-            fn, args = job
+                me.acquire()  # until _wake() or stop() releases it
+                continue
             try:
-                fn(*args)
+                job[0](*job[1])
             except BaseException:
                 log.exception("error in a worker thread")
-            self.idle += 1
 
     def stop(self, timeout: float | None = None) -> None:
-        for _ in self.threads:
-            self.jobs.put(None)
+        """Let the workers finish the queued jobs, then end them (waiting up to ``timeout``)."""
+        with self.lock:
+            self.stopping = True
+            while self.sleepers:
+                self.awake += 1
+                self.sleepers.pop().release()
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self.threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -1001,6 +1210,8 @@ class Server:
         self.backlog = backlog
         self.reuse_port = reuse_port
         self.pool = _WorkerPool(max_workers)
+        self._completions: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()  # see complete()
+        self._completing = False  # a _run_completions callback is scheduled
         self.connections: set[_HTTPProtocol] = set()
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.loop_thread = 0
@@ -1036,10 +1247,36 @@ class Server:
     def submit(self, fn: Callable[..., None], *args: Any) -> None:
         self.pool.submit(fn, *args)
 
+    def complete(self, fn: Callable[..., None], *args: Any) -> None:
+        """From a worker thread: run ``fn(*args)`` on the loop, in order with the other completions.
+
+        The completions that pile up while the loop is busy run in one callback: one wake-up of the loop for a
+        batch of answers rather than one each.
+        """
+        self._completions.append((fn, args))
+        if not self._completing:
+            self._completing = True
+            self.loop.call_soon_threadsafe(self._run_completions)
+
+    def _run_completions(self) -> None:
+        completions = self._completions
+        while True:
+            while completions:
+                fn, args = completions.popleft()
+                try:
+                    fn(*args)
+                except Exception:
+                    log.exception("error in a completion from a worker thread")
+            self._completing = False
+            if not completions:  # (one appended just before the flag went down is run here, not lost)
+                return
+            self._completing = True
+
     async def start(self) -> None:
         """Bind and start accepting on the running loop."""
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
+        self.pool.loop, self.pool.loop_thread = self.loop, self.loop_thread
         self._stopped = asyncio.Event()
         factory = lambda: _HTTPProtocol(self)  # noqa: E731
         if self.sock is not None:

@@ -44,7 +44,7 @@ import time
 from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from wirekit.exceptions import LocalProtocolError, RemoteProtocolError, WirekitError
 from wirekit.net import Stream
@@ -61,6 +61,7 @@ from wirekit.protocol import (
     check_field,
 )
 from wirekit.protocol import Response as ResponseHead
+from wirekit.protocol._connection import _GOOD_NAMES, _GOOD_VALUES
 from wirekit.server import _socketserver as socketserver
 from wirekit.server._engine import (
     WRITE_CHUNK,
@@ -240,7 +241,8 @@ class _BodyWriter:
         handler = self._handler
         if handler._pending_head is not None:
             handler.flush_headers()
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         handler._channel.write(data)
         return len(data)
 
@@ -277,14 +279,16 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
     path: str
     request_version: str
     requestline: str
-    headers: HTTPMessage
+    _on_engine = False  # (set on the handler objects that the engine makes, before __init__)
+    _request: ServerRequest | None = None  # the request being served
+    _message: HTTPMessage | None = None  # its headers, once read (see ``headers``)
     close_connection: bool
     _channel: Any
     _pending_head: tuple[int, str] | None
     _fields: list[tuple[str, str]]
 
     def __init__(self, request: Any, client_address: Any, server: Any) -> None:
-        if self.__dict__.get("_on_engine"):
+        if self._on_engine:
             # on the engine a handler object lives as long as its connection, and its do_* methods are run
             # per request by the engine (_serve): __init__ only records the connection, as the stdlib's does
             # before it calls setup(), handle() and finish()
@@ -297,17 +301,25 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
     # -- one request (both drivers) -----------------------------------------------------------------
     def _serve(self, request: ServerRequest, channel: Any) -> None:
         self._channel = channel
-        self.command = request.method
+        self.command = command = request.method
         self.path = request.target
-        self.request_version = version = "HTTP/" + request.http_version
-        self.requestline = f"{request.method} {request.target} {version}"
-        self.headers = self.MessageClass.view(request.headers)
+        self.request_version = version = _VERSIONS.get(request.http_version) or "HTTP/" + request.http_version
+        self.requestline = f"{command} {request.target} {version}"
+        self._request = request
+        self._message = None  # self.headers, made when first read
         self.close_connection = False
-        self.rfile = _BodyReader(channel)  # type: ignore[assignment]
-        self.wfile = _BodyWriter(self)  # type: ignore[assignment]
+        # rfile and wfile: this connection's, made ready for this request (unless the handler put others there)
+        rfile = getattr(self, "rfile", None)
+        if type(rfile) is _BodyReader:
+            rfile._channel, rfile._buffer, rfile._eof = channel, b"", False
+        else:
+            self.rfile = _BodyReader(channel)  # type: ignore[assignment]
+        wfile = getattr(self, "wfile", None)
+        if type(wfile) is not _BodyWriter or wfile._handler is not self:
+            self.wfile = _BodyWriter(self)  # type: ignore[assignment]
         self._pending_head = None
         self._fields = []
-        method = getattr(self, "do_" + request.method, None)
+        method = getattr(self, _DO_NAMES.get(command) or "do_" + command, None)
         if method is None:
             self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({request.method!r})")
         else:
@@ -315,6 +327,29 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         self.flush_headers()  # a head the handler did not end
         if self.close_connection:
             channel.close_after()
+
+    @property
+    def headers(self) -> HTTPMessage:
+        """The request's header fields, a ``MessageClass`` (``HTTPMessage``): made when first read."""
+        message = self._message
+        if message is not None:
+            return message
+        request = self._request
+        if request is None:
+            raise AttributeError("headers: no request yet")
+        raw = request._raw
+        if raw is not None:  # the fields as received: made into a MessageClass directly
+            made = cast(HTTPMessage, self.MessageClass.from_raw(raw))
+            request._headers = made
+            request._raw = None
+        else:
+            made = self.MessageClass.view(request.headers)
+        self._message = made
+        return made
+
+    @headers.setter
+    def headers(self, message: HTTPMessage) -> None:
+        self._message = message
 
     @property
     def raw_requestline(self) -> bytes:
@@ -339,10 +374,12 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         if getattr(self, "_pending_head", None) is None:
             # the stdlib lets a handler send headers without a status line (HTTP/0.9 style); we cannot
             raise LocalProtocolError("send_header() before send_response()")
-        value = str(value)
-        check_field(keyword, value)
+        if type(value) is not str:
+            value = str(value)
+        if keyword not in _GOOD_NAMES or value not in _GOOD_VALUES:  # (check_field's own first steps)
+            check_field(keyword, value)
         self._fields.append((keyword, value))
-        if keyword.lower() == "connection":
+        if len(keyword) == 10 and keyword.lower() == "connection":
             if value.lower() == "close":
                 self.close_connection = True
             elif value.lower() == "keep-alive":
@@ -390,7 +427,7 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
 
     # -- logging and strings --------------------------------------------------------------------------
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        if isinstance(code, HTTPStatus):
+        if type(code) is not int and isinstance(code, HTTPStatus):
             code = code.value
         self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
 
@@ -477,6 +514,9 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
 
 
 _PHRASES = {int(s): s.phrase for s in HTTPStatus}
+_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_DO_NAMES = {m: "do_" + m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+_IDLE, _SEND_BODY, _DONE = State.IDLE, State.SEND_BODY, State.DONE  # globals: cheaper than State.X on 3.11
 
 
 def _next_event(conn: Connection, stream: Stream) -> Any:
@@ -555,24 +595,24 @@ class _StreamChannel:
 
     def finish(self) -> None:
         conn = self._conn
-        if self.head is None and conn.our_state is State.IDLE:
+        if self.head is None and conn.our_state is _IDLE:
             self.start_response(500, Headers({"Content-Type": "text/plain"}))
             self._closing = True
             self.write(b"500 the handler sent no response\n")
         elif not self._started:
             self.write(b"")
-        if conn.our_state is State.SEND_BODY:
+        if conn.our_state is _SEND_BODY:
             self._buffer.append(conn.send(EndOfMessage()))
         self.flush()
 
     def reusable(self) -> bool:
         conn = self._conn
-        if self._closing or conn.our_state is not State.DONE:
+        if self._closing or conn.our_state is not _DONE:
             return False
-        while conn.their_state is State.SEND_BODY:  # drain what the handler did not read
+        while conn.their_state is _SEND_BODY:  # drain what the handler did not read
             if not self._body.read_blocking(None) and self._body.done:
                 break
-        if conn.their_state is not State.DONE:
+        if conn.their_state is not _DONE:
             return False
         conn.start_next_cycle()
         return True

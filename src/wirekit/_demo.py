@@ -443,14 +443,80 @@ def _cache_timing(demo: Demo, cached: wirekit.Session) -> None:
     demo.line(f"hits from SQLite were {ratio:.1f}x faster than asking the server (one client, keep-alive, loopback).")
 
 
+RPC_CALLS = 200  # at most, per timed loop of the rpc section
+
+
+def section_rpc(demo: Demo) -> None:
+    """XML-RPC on wirekit's server: the stdlib's client and wirekit's get the same answer; a fault; JSON-RPC."""
+    import xmlrpc.client
+
+    from wirekit.rpc.jsonrpc import JSONRPCError, JSONRPCProxy
+    from wirekit.rpc.xmlrpc import Fault, ServerProxy, SimpleXMLRPCServer
+
+    demo.heading("RPC: XML-RPC and JSON-RPC on wirekit's server")
+    with SimpleXMLRPCServer(("127.0.0.1", 0), jsonrpc_paths=("/jsonrpc",)) as server:
+        server.register_function(_rpc_add, "add")
+        server.start_in_thread()
+        url = f"{server.url}/RPC2"
+        demo.line("server = wirekit.rpc.xmlrpc.SimpleXMLRPCServer(('127.0.0.1', 0), jsonrpc_paths=('/jsonrpc',))")
+        demo.line(f"server.register_function(add)   # def add(x, y): return x + y    -> {url}")
+        with xmlrpc.client.ServerProxy(url) as stdlib_proxy, _new_session() as session:
+            wirekit_proxy = ServerProxy(url, session=session)
+            stdlib_answer = stdlib_proxy.add(3, 5)
+            wirekit_answer = wirekit_proxy.add(3, 5)
+            demo.line(f"xmlrpc.client.ServerProxy(url).add(3, 5)        -> {stdlib_answer!r}  (the standard library)")
+            demo.line(f"wirekit.rpc.xmlrpc.ServerProxy(url).add(3, 5)   -> {wirekit_answer!r}  (wirekit)")
+            demo.line(f"same answer: {stdlib_answer == wirekit_answer}")
+            try:
+                wirekit_proxy.add(3, "five")
+            except Fault as fault:
+                demo.line(
+                    f"add(3, 'five') raised Fault: faultCode={fault.faultCode}, faultString={fault.faultString!r}"
+                )
+            timings = {
+                "xmlrpc.client": _rpc_rate(stdlib_proxy, demo.requests),
+                "wirekit": _rpc_rate(wirekit_proxy, demo.requests),
+            }
+            stats = _pool_statistics(session)
+            count = min(demo.requests, RPC_CALLS)
+            for name, rate in timings.items():
+                demo.line(f"  {name:<14} {count} calls of add(3, 5): {rate:>7,.0f} calls/s")
+            demo.line(
+                f"  wirekit's ServerProxy: connections opened: {stats.get('opened', '?')}, "
+                f"reused: {stats.get('reused', '?')} (one keep-alive connection)"
+            )
+        with _new_session() as session, JSONRPCProxy(f"{server.url}/jsonrpc", session=session) as rpc:
+            demo.line(f"JSONRPCProxy(url).add(3, 5)        -> {rpc.add(3, 5)!r}  (JSON-RPC 2.0, same functions)")
+            demo.line(f"JSONRPCProxy(url).add(x=3, y=5)    -> {rpc.add(x=3, y=5)!r}  (named params)")
+            try:
+                rpc.sub(3, 5)
+            except JSONRPCError as error:
+                demo.line(f"JSONRPCProxy(url).sub(3, 5) raised JSONRPCError: code={error.code}, {error.message!r}")
+    demo.line("The server is stopped. More: wirekit rpc URL METHOD ARGS, wirekit rpc serve module:function")
+
+
+def _rpc_add(x: Any, y: Any) -> Any:
+    return x + y
+
+
+def _rpc_rate(proxy: Any, requests: int) -> float:
+    """Calls per second of ``proxy.add(3, 5)``, min(requests, RPC_CALLS) times in a row."""
+    count = min(requests, RPC_CALLS)
+    started = time.perf_counter()
+    for _ in range(count):
+        proxy.add(3, 5)
+    return count / max(time.perf_counter() - started, 1e-9)
+
+
 SECTIONS: dict[str, Callable[[Demo], None]] = {
     "requests": section_requests,
     "keep-alive": section_keep_alive,
     "versus requests": section_versus_requests,
     "server": section_server,
     "cache": section_cache,
+    "rpc": section_rpc,
 }
-"""The demo's sections in order; later: "rpc"."""
+"""The demo's sections in order."""
 
 
 def run(requests: int | None = None, out: TextIO | None = None) -> int:

@@ -4,6 +4,8 @@
 
     wirekit get URL [options]            GET; the body goes to stdout, byte for byte
     wirekit post URL --json name=bob     also put, patch, delete, head (one shared implementation)
+    wirekit rpc URL METHOD [ARG ...]     an XML-RPC call (--json-rpc: JSON-RPC); the result as JSON
+    wirekit rpc serve MODULE:FUNCTION    serve Python functions over XML-RPC and JSON-RPC
     wirekit demo                         the client against a server on loopback, with nothing to set up
 
 Exit status
@@ -11,7 +13,7 @@ Exit status
 
 ====  ==============================================================================================
 0     the response was 1xx, 2xx or 3xx (a redirect that was not followed with ``--no-redirects``)
-4     the response was 4xx
+4     the response was 4xx; for ``wirekit rpc``: also a fault (XML-RPC) or an error answer (JSON-RPC)
 5     the response was 5xx
 1     no response: a network error (refused, timed out, TLS, broken off); one line on stderr names the
       wirekit exception, e.g. ``wirekit: ConnectionError: ...``. Also when the output could not be written.
@@ -28,7 +30,7 @@ it in ``SUBCOMMANDS`` (name -> ``Subcommand(help, configure, epilog)``). Raise `
 option value found late. A ``RequestException`` that escapes ``function`` becomes the one-line message and
 exit status 1 (``InvalidURL`` and ``InvalidHeader``: status 2). Import what only this subcommand needs
 (a server, the RPC layer) inside ``function``, so the others do not load it. ``serve``, ``proxy`` and
-``rpc`` will come this way.
+``rpc`` come this way.
 """
 
 from __future__ import annotations
@@ -505,6 +507,200 @@ def run_proxy(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- rpc ---------------------------------------------------------------------------------------------------
+
+_RPC_EPILOG = """\
+examples:
+  wirekit rpc http://127.0.0.1:8000/RPC2 add 3 5          XML-RPC; prints 8
+  wirekit rpc http://127.0.0.1:8000 echo '{"a": [1, "x"]}'  a struct (the path defaults to /RPC2)
+  wirekit rpc --json-rpc http://127.0.0.1:8000 add 3 5    JSON-RPC 2.0 (the path defaults to /jsonrpc)
+  wirekit rpc serve mymodule:add mymodule:mul --port 8000 serve functions over XML-RPC and JSON-RPC
+
+Arguments are JSON when they parse as JSON, else strings: 3 is an int, 2.5 a double, true a boolean, null
+nil (None), [1,2] an array, {"a":1} a struct, "3" (quoted for the shell: '"3"') or a bare word a string.
+The result is printed on stdout as one line of JSON (XML-RPC base64 as a base64 string, dateTime as ISO
+8601). A fault (XML-RPC) or an error answer (JSON-RPC) goes to stderr with exit status 4; an HTTP status
+other than 200 gives 4 or 5 as for the other commands, a network error 1.
+
+rpc serve imports each MODULE:FUNCTION (the current directory is importable), registers the function under
+its name, and serves XML-RPC at /RPC2 (and /) and JSON-RPC at /jsonrpc, with system.listMethods and
+system.multicall. The URL is printed on stderr. --bind defaults to 127.0.0.1: pass 0.0.0.0 only when you
+mean it, and remember that whoever reaches the port can call every function you name.
+"""
+
+
+def configure_rpc(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", metavar="URL|serve", help="the server's URL, or 'serve' to run a server")
+    parser.add_argument("method", nargs="?", help="the method to call (with serve: the first MODULE:FUNCTION)")
+    parser.add_argument("params", nargs="*", metavar="ARG", help="JSON-typed arguments (with serve: more functions)")
+    call = parser.add_argument_group("calling")
+    call.add_argument("--json-rpc", action="store_true", help="speak JSON-RPC 2.0 instead of XML-RPC")
+    call.add_argument(
+        "--timeout", type=_positive_float, default=60.0, metavar="SECONDS", help="how long each step may wait"
+    )
+    call.add_argument("-u", "--user", metavar="USER[:PASSWORD]", help="Basic auth; asks for the password if absent")
+    tls = call.add_mutually_exclusive_group()
+    tls.add_argument("-k", "--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    tls.add_argument("--cacert", metavar="PATH", help="verify the server with these CA certificates (file or dir)")
+    serve = parser.add_argument_group("serving (wirekit rpc serve MODULE:FUNCTION ...)")
+    serve.add_argument("-b", "--bind", default=None, metavar="ADDR", help="address (default: 127.0.0.1)")
+    serve.add_argument("-p", "--port", type=int, default=None, metavar="N", help="port (default: 8000; 0: any)")
+    parser.set_defaults(run=run_rpc)
+
+
+def parse_rpc_arg(text: str) -> Any:
+    """One command-line argument as an RPC parameter: JSON when it parses as JSON, else the string itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _rpc_json_default(value: Any) -> Any:
+    """How XML-RPC values that JSON lacks are printed: bytes as base64, dates in ISO 8601."""
+    import base64
+    import datetime
+    from xmlrpc.client import Binary, DateTime
+
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, Binary):
+        return base64.b64encode(value.data).decode("ascii")
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, DateTime):
+        return value.value
+    return str(value)
+
+
+def run_rpc(args: argparse.Namespace) -> int:
+    """``wirekit rpc URL method [args...]``, or ``wirekit rpc serve MODULE:FUNCTION ...``."""
+    if args.url == "serve":
+        return _run_rpc_serve(args)
+    if args.bind is not None or args.port is not None:
+        raise UsageError("--bind and --port are for 'wirekit rpc serve'")
+    if args.method is None:
+        raise UsageError("wirekit rpc URL METHOD [ARG ...]: which method?")
+    parts = urlsplit(args.url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"not an http:// or https:// URL: {args.url!r}")
+    params = [parse_rpc_arg(text) for text in args.params]
+    options: dict[str, Any] = {"timeout": args.timeout}
+    if args.user is not None:
+        user, colon, password = args.user.partition(":")
+        if not colon:
+            password = getpass.getpass(f"password for {user}: ")
+        options["auth"] = (user, password)
+    if args.insecure:
+        options["verify"] = False
+    elif args.cacert is not None:
+        if not os.path.exists(args.cacert):
+            raise UsageError(f"--cacert {args.cacert}: no such file or directory")
+        options["verify"] = args.cacert
+    if args.json_rpc:
+        result = _rpc_call_json(args.url, args.method, params, options)
+    else:
+        result = _rpc_call_xml(args.url, args.method, params, options)
+    if isinstance(result, int):  # an exit status: the error is already on stderr
+        return result
+    sys.stdout.write(json.dumps(result[0], ensure_ascii=False, default=_rpc_json_default) + "\n")
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _rpc_call_xml(url: str, method: str, params: list[Any], options: dict[str, Any]) -> tuple[Any] | int:
+    from wirekit.rpc.xmlrpc import Fault, ProtocolError, ResponseError, ServerProxy
+
+    with ServerProxy(url, allow_none=True, use_builtin_types=True, **options) as proxy:
+        try:
+            return (getattr(proxy, method)(*params),)
+        except Fault as fault:
+            print(f"wirekit: Fault {fault.faultCode}: {_one_line(Exception(fault.faultString))}", file=sys.stderr)
+            return EXIT_CLIENT_ERROR
+        except ProtocolError as exc:
+            print(f"wirekit: ProtocolError: HTTP {exc.errcode} {exc.errmsg}", file=sys.stderr)
+            return exit_status(exc.errcode) or EXIT_NETWORK
+        except (ResponseError, OverflowError, TypeError) as exc:  # an answer that is not XML-RPC; unsendable
+            print(f"wirekit: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_NETWORK if isinstance(exc, ResponseError) else EXIT_USAGE
+
+
+def _rpc_call_json(url: str, method: str, params: list[Any], options: dict[str, Any]) -> tuple[Any] | int:
+    from wirekit.exceptions import HTTPError
+    from wirekit.rpc.jsonrpc import JSONRPCError, JSONRPCProxy
+
+    parts = urlsplit(url)
+    if not parts.path:
+        url = parts._replace(path="/jsonrpc").geturl()
+    with JSONRPCProxy(url, **options) as proxy:
+        try:
+            return (proxy.call(method, *params),)
+        except JSONRPCError as exc:
+            detail = f" ({_one_line(Exception(json.dumps(exc.data, ensure_ascii=False)))})" if exc.data else ""
+            print(f"wirekit: JSON-RPC error {exc.code}: {_one_line(Exception(exc.message))}{detail}", file=sys.stderr)
+            return EXIT_CLIENT_ERROR
+        except HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            print(f"wirekit: HTTPError: {_one_line(exc)}", file=sys.stderr)
+            return exit_status(status) or EXIT_NETWORK
+
+
+def load_function(spec: str) -> tuple[str, Callable[..., Any]]:
+    """``"package.module:function"`` (or ``module:Class.method``) -> (its name, the function); ``UsageError``
+    when it cannot be imported or is not callable."""
+    import importlib
+
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr:
+        raise UsageError(f"expected MODULE:FUNCTION, not {spec!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"{spec}: cannot import {module_name}: {exc}") from None
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise UsageError(f"{spec}: {module_name} has no {attr}") from None
+    if not callable(target):
+        raise UsageError(f"{spec}: not callable")
+    return attr.rpartition(".")[2], target
+
+
+def _run_rpc_serve(args: argparse.Namespace) -> int:
+    from wirekit.rpc.xmlrpc import SimpleXMLRPCServer
+
+    specs = ([args.method] if args.method else []) + list(args.params)
+    if not specs:
+        raise UsageError("wirekit rpc serve MODULE:FUNCTION [MODULE:FUNCTION ...]: which functions?")
+    if args.json_rpc:
+        raise UsageError("rpc serve answers both XML-RPC and JSON-RPC: --json-rpc is for calls")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: modules next to you are importable
+    functions = dict(load_function(spec) for spec in specs)
+    bind = args.bind or "127.0.0.1"
+    port = 8000 if args.port is None else args.port
+    try:
+        server = SimpleXMLRPCServer(
+            (bind, port), allow_none=True, rpc_paths=("/", "/RPC2"), jsonrpc_paths=("/jsonrpc",)
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {bind}:{port}: {exc.strerror or exc}") from None
+    with server:
+        for name, function in functions.items():
+            server.register_function(function, name)
+        server.register_introspection_functions()
+        server.register_multicall_functions()
+        print(
+            f"wirekit rpc: {', '.join(functions)} on {server.url}/RPC2 (XML-RPC) and {server.url}/jsonrpc "
+            "(JSON-RPC) (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
+        server.serve_forever()
+    return 0
+
+
 # -- the command -------------------------------------------------------------------------------------------
 
 SUBCOMMANDS: dict[str, Subcommand] = {
@@ -517,9 +713,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "proxy": Subcommand(
         "run a caching HTTP proxy (forward, or reverse with --upstream)", configure_proxy, _PROXY_EPILOG
     ),
+    "rpc": Subcommand(
+        "call an XML-RPC or JSON-RPC method, or serve Python functions over both", configure_rpc, _RPC_EPILOG
+    ),
     "demo": Subcommand("run the client against a local server and show what happened", configure_demo),
 }
-"""Every ``wirekit NAME``; add ``serve``, ``proxy``, ``rpc`` here (see the module docstring)."""
+"""Every ``wirekit NAME``; add new ones here (see the module docstring)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

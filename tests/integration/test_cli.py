@@ -6,12 +6,23 @@ options it passes. Warnings are errors in the child too (``-W error``).
 
 from __future__ import annotations
 
+import base64
+import datetime
 import json
 import os
 import re
+import selectors
+import signal
 import subprocess
 import sys
+import textwrap
+import threading
+import time
+import xmlrpc.client
+import xmlrpc.server
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.servers import Endpoint, NginxEndpoint, TLSEndpoint
@@ -204,6 +215,14 @@ def test_read_timeout_exits_1(stdlib_http_server: Endpoint) -> None:
         ("post", "http://127.0.0.1/", "--data", "@/nonexistent/file"),
         ("get", "http://127.0.0.1/", "--timeout", "-1"),
         ("get", "http://127.0.0.1/", "--insecure", "--cacert", "x.pem"),
+        ("rpc",),
+        ("rpc", "http://127.0.0.1/"),
+        ("rpc", "not a url", "add"),
+        ("rpc", "http://127.0.0.1/", "add", "--port", "80"),
+        ("rpc", "serve"),
+        ("rpc", "serve", "no_such_module_for_wirekit:f"),
+        ("rpc", "serve", "os.path"),
+        ("rpc", "serve", "os.path:sep"),
     ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
@@ -217,8 +236,208 @@ def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
 def test_help_lists_the_subcommands() -> None:
     result = wirekit_cli("--help")
     assert result.returncode == 0
-    for name in ("get", "post", "put", "patch", "delete", "head", "demo"):
+    for name in ("get", "post", "put", "patch", "delete", "head", "rpc", "demo"):
         assert f"    {name} ".encode() in result.stdout
+
+
+# -- rpc -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stdlib_xmlrpc() -> Iterator[str]:
+    """The standard library's SimpleXMLRPCServer on loopback (allow_none): add, echo, blob, when, fail."""
+    server = xmlrpc.server.SimpleXMLRPCServer(("127.0.0.1", 0), logRequests=False, allow_none=True)
+
+    def add(x: Any, y: Any) -> Any:
+        return x + y
+
+    def echo(*values: Any) -> list[Any]:
+        return [[type(v).__name__, v] for v in values]
+
+    def blob() -> xmlrpc.client.Binary:
+        return xmlrpc.client.Binary(b"\x00\xffbytes")
+
+    def when() -> xmlrpc.client.DateTime:
+        return xmlrpc.client.DateTime(datetime.datetime(2024, 2, 29, 23, 59, 58))
+
+    def fail(code: int, text: str) -> None:
+        raise xmlrpc.client.Fault(code, text)
+
+    for function in (add, echo, blob, when, fail):
+        server.register_function(function)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host}:{port}/RPC2"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_rpc_calls_the_stdlib_xmlrpc_server(stdlib_xmlrpc: str) -> None:
+    result = wirekit_cli("rpc", stdlib_xmlrpc, "add", "3", "5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"8\n"
+    assert result.stderr == b""
+
+
+def test_rpc_arguments_are_json_typed(stdlib_xmlrpc: str) -> None:
+    args = ("3", "-2.5", "true", "null", '"7"', "bare", "héllo ✓", "[1,2]", '{"a":1,"b":[true]}')
+    result = wirekit_cli("rpc", stdlib_xmlrpc, "echo", *args)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        ["int", 3],
+        ["float", -2.5],
+        ["bool", True],
+        ["NoneType", None],
+        ["str", "7"],
+        ["str", "bare"],
+        ["str", "héllo ✓"],
+        ["list", [1, 2]],
+        ["dict", {"a": 1, "b": [True]}],
+    ]
+
+
+def test_rpc_prints_base64_and_datetime_as_json_strings(stdlib_xmlrpc: str) -> None:
+    blob = wirekit_cli("rpc", stdlib_xmlrpc, "blob")
+    assert blob.returncode == 0, blob.stderr
+    assert base64.b64decode(json.loads(blob.stdout)) == b"\x00\xffbytes"
+    when = wirekit_cli("rpc", stdlib_xmlrpc, "when")
+    assert when.returncode == 0, when.stderr
+    assert json.loads(when.stdout) == "2024-02-29T23:59:58"
+
+
+def test_rpc_fault_exits_4_with_the_fault_on_stderr(stdlib_xmlrpc: str) -> None:
+    result = wirekit_cli("rpc", stdlib_xmlrpc, "fail", "42", "no such account")
+    assert result.returncode == 4
+    assert result.stdout == b""
+    assert result.stderr == b"wirekit: Fault 42: no such account\n"
+    unknown = wirekit_cli("rpc", stdlib_xmlrpc, "nope")
+    assert unknown.returncode == 4
+    assert b'method "nope" is not supported' in unknown.stderr
+    _no_traceback(unknown)
+
+
+def test_rpc_http_error_and_network_error(stdlib_xmlrpc: str, closed_port: Endpoint) -> None:
+    wrong_path = wirekit_cli("rpc", stdlib_xmlrpc.replace("/RPC2", "/elsewhere"), "add", "1", "2")
+    assert wrong_path.returncode == 4  # the stdlib answers 404 outside its rpc_paths
+    assert wrong_path.stderr.startswith(b"wirekit: ProtocolError: HTTP 404")
+    refused = wirekit_cli("rpc", f"{closed_port.url}/RPC2", "add", "1", "2", "--timeout", "5")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(b"wirekit: ConnectionError: ")
+    assert refused.stderr.count(b"\n") == 1
+    _no_traceback(refused)
+
+
+_RPC_MODULE = """\
+    import asyncio
+
+
+    def add(x, y):
+        return x + y
+
+
+    async def shout(text):
+        await asyncio.sleep(0)
+        return text.upper() + "!"
+
+
+    def explode():
+        raise ValueError("it broke")
+"""
+
+
+@pytest.fixture
+def rpc_serve(tmp_path: Path) -> Iterator[str]:
+    """``wirekit rpc serve`` in a subprocess (cwd: a directory with rpcfuncs.py) on a free port: its base URL."""
+    (tmp_path / "rpcfuncs.py").write_text(textwrap.dedent(_RPC_MODULE))
+    functions = ("rpcfuncs:add", "rpcfuncs:shout", "rpcfuncs:explode")
+    process = subprocess.Popen(
+        [sys.executable, "-W", "error", "-m", "wirekit", "rpc", "serve", *functions, "--port", "0"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    assert process.stderr is not None
+    try:
+        line = _read_line(process.stderr, deadline=time.monotonic() + 30)
+        match = re.search(rb"on (http://127\.0\.0\.1:\d+)/RPC2 \(XML-RPC\) and \1/jsonrpc \(JSON-RPC\)", line)
+        assert match is not None, line
+        assert line.startswith(b"wirekit rpc: add, shout, explode on ")
+        yield match.group(1).decode()
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            returncode = process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+            raise
+        rest = process.stderr.read()
+        process.stderr.close()
+    assert returncode == 0, rest
+    assert b"Traceback" not in rest, rest.decode()
+
+
+def _read_line(stream: Any, deadline: float) -> bytes:
+    """One line from a pipe, waiting at most until ``deadline`` (the child may never print it)."""
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while b"\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no line from the child: {buffer!r}"
+            if selector.select(remaining):
+                chunk = os.read(stream.fileno(), 4096)
+                assert chunk, f"the child closed stderr: {buffer!r}"
+                buffer += chunk
+    return buffer
+
+
+def test_rpc_serve_answers_the_stdlib_client(rpc_serve: str) -> None:
+    with xmlrpc.client.ServerProxy(f"{rpc_serve}/RPC2") as proxy:
+        assert proxy.add(3, 5) == 8
+        assert proxy.add("héllo ", "✓") == "héllo ✓"
+        assert proxy.shout("hi") == "HI!"  # a coroutine function
+        assert proxy.system.listMethods() == [
+            "add",
+            "explode",
+            "shout",
+            "system.listMethods",
+            "system.methodHelp",
+            "system.methodSignature",
+            "system.multicall",
+        ]
+        with pytest.raises(xmlrpc.client.Fault) as fault:
+            proxy.explode()
+        assert fault.value.faultString == "<class 'ValueError'>:it broke"
+        multi = xmlrpc.client.MultiCall(proxy)
+        multi.add(1, 2)
+        multi.shout("x")
+        assert list(multi()) == [3, "X!"]
+    with xmlrpc.client.ServerProxy(rpc_serve) as at_root:  # "/" answers XML-RPC too, as the stdlib's server
+        assert at_root.add(1, 1) == 2
+
+
+def test_rpc_serve_answers_json_rpc_and_the_cli(rpc_serve: str) -> None:
+    from wirekit.rpc.jsonrpc import JSONRPCProxy
+
+    with JSONRPCProxy(f"{rpc_serve}/jsonrpc") as proxy:
+        assert proxy.add(2, 3) == 5
+        assert proxy.call("add", y=1, x=2) == 3
+    called = wirekit_cli("rpc", "--json-rpc", rpc_serve, "add", "[1]", "[2,3]")  # the path defaults to /jsonrpc
+    assert called.returncode == 0, called.stderr
+    assert json.loads(called.stdout) == [1, 2, 3]
+    missing = wirekit_cli("rpc", "--json-rpc", rpc_serve, "nope")
+    assert missing.returncode == 4
+    assert missing.stderr == b'wirekit: JSON-RPC error -32601: Method not found ("nope")\n'
+    xml = wirekit_cli("rpc", rpc_serve, "shout", "wire")  # the path defaults to /RPC2
+    assert xml.returncode == 0, xml.stderr
+    assert json.loads(xml.stdout) == "WIRE!"
 
 
 # -- demo ------------------------------------------------------------------------------------------------------
@@ -293,3 +512,28 @@ def test_demo_cache_section_shows_miss_hit_revalidation_and_stats(demo_run: subp
     assert re.search(r"from the cache .* \(the server counted 0 of them\)", section)
     assert re.search(r"without a cache .* \(the server counted 50 of them\)", section)
     assert re.search(r"hits from SQLite were \d+\.\dx faster than asking the server", section)
+
+
+def test_demo_rpc_section_calls_with_both_clients_and_shows_a_fault(
+    demo_run: subprocess.CompletedProcess[bytes],
+) -> None:
+    result = demo_run
+    assert result.returncode == 0, result.stderr
+    _no_traceback(result)
+    out = result.stdout.decode()
+    section = out[out.index("== RPC: XML-RPC and JSON-RPC on wirekit's server ==") : out.index("\ndone in ")]
+    assert re.search(r"-> http://127\.0\.0\.1:\d+/RPC2$", section, re.MULTILINE), section
+    assert re.search(r"^xmlrpc\.client\.ServerProxy\(url\)\.add\(3, 5\) +-> 8 ", section, re.MULTILINE)
+    assert re.search(r"^wirekit\.rpc\.xmlrpc\.ServerProxy\(url\)\.add\(3, 5\) +-> 8 ", section, re.MULTILINE)
+    assert "same answer: True" in section
+    assert (
+        "add(3, 'five') raised Fault: faultCode=1, faultString=\"<class 'TypeError'>:unsupported operand type(s)"
+        in section
+    )
+    assert re.search(r"xmlrpc\.client +50 calls of add\(3, 5\): +[\d,]+ calls/s", section)
+    assert re.search(r"wirekit +50 calls of add\(3, 5\): +[\d,]+ calls/s", section)
+    # 1 + 1 + 50 calls from wirekit's ServerProxy: one connection, opened once and reused for the rest
+    assert "wirekit's ServerProxy: connections opened: 1, reused: 51 " in section
+    assert re.search(r"^JSONRPCProxy\(url\)\.add\(3, 5\) +-> 8 ", section, re.MULTILINE)
+    assert re.search(r"^JSONRPCProxy\(url\)\.add\(x=3, y=5\) +-> 8 ", section, re.MULTILINE)
+    assert "JSONRPCProxy(url).sub(3, 5) raised JSONRPCError: code=-32601, 'Method not found'" in section

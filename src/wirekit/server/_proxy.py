@@ -343,9 +343,15 @@ def _append(headers: Headers, name: str, value: str) -> None:
 
 
 def _splice(client: Stream, upstream: Stream, idle_timeout: float | None) -> None:
-    """Copy bytes both ways: upstream to client in a helper thread, client to upstream here."""
+    """Copy bytes both ways: upstream to client in a helper thread, client to upstream here.
+
+    Each stream is read by one thread and written by the other, so both directions get the same timeout: a
+    Stream sets its socket's timeout per operation when it changes, and a write that switched the socket
+    to blocking mode under a read with a timeout (or back) would fail the other thread's call.
+    """
     for s in (client, upstream):
-        s.read_timeout = idle_timeout
+        s.read_timeout = s.write_timeout = idle_timeout
+        s.deadline = None
 
     def pump(src: Stream, dst: Stream) -> None:
         try:

@@ -33,6 +33,7 @@ from typing import Any
 
 from bench import _machine
 from bench._cache_worker import CASES, MAX_AGE, SIZES, body
+from bench._report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -466,16 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["duration_s"] = round(time.monotonic() - started, 1)
     summary = summarize(rounds)
     markdown = render_markdown(summary, meta, config)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cache.md").write_text(markdown)
     raw = {"meta": meta, "config": config, "summary": summary, "rounds": rounds}
-    (args.out / "cache.json").write_text(json.dumps(raw, indent=2) + "\n")
-    chart = args.out / "cache.png"
-    try:
-        render_chart(summary, meta, config, chart)
-    except Exception as exc:  # the numbers matter more than the picture
-        print(f"bench cache: chart not written: {type(exc).__name__}: {exc}", file=sys.stderr)
-    print(markdown)
-    print(f"Wrote {args.out / 'cache.md'}, cache.json, cache.png in {meta['duration_s']} s.", file=sys.stderr)
+    write_report(args.out, "cache", markdown, raw, lambda path: render_chart(summary, meta, config, path))
     measured = any(s["cpu_us_per_hit"] is not None for by_case in summary.values() for s in by_case.values())
     return 0 if measured else 1

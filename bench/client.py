@@ -22,6 +22,7 @@ from typing import Any
 from bench import _machine
 from bench._client_worker import PEERS
 from bench._nginx import nginx, nginx_version
+from bench._report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -323,16 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["duration_s"] = round(time.monotonic() - started, 1)
     summary = summarize(rounds)
     markdown = render_markdown(summary, meta, config)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "client.md").write_text(markdown)
     raw = {"meta": meta, "config": config, "summary": summary, "rounds": rounds}
-    (args.out / "client.json").write_text(json.dumps(raw, indent=2) + "\n")
-    chart = args.out / "client.png"
-    try:
-        render_chart(summary, meta, config, chart)
-    except Exception as exc:  # the numbers matter more than the picture
-        print(f"bench client: chart not written: {type(exc).__name__}: {exc}", file=sys.stderr)
-    print(markdown)
-    print(f"Wrote {args.out / 'client.md'}, client.json, client.png in {meta['duration_s']} s.", file=sys.stderr)
+    write_report(args.out, "client", markdown, raw, lambda path: render_chart(summary, meta, config, path))
     measured = any(w["cpu_us_per_req"] is not None for s in summary.values() for w in s.values())
     return 0 if measured else 1

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _machine
+from bench._report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -297,16 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     meta["duration_s"] = round(time.monotonic() - started, 1)
     summary = summarize(rounds)
     markdown = render_markdown(summary, meta, config)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "rpc.md").write_text(markdown)
     raw = {"meta": meta, "config": config, "summary": summary, "rounds": rounds}
-    (args.out / "rpc.json").write_text(json.dumps(raw, indent=2) + "\n")
-    try:
-        render_chart(summary, meta, config, args.out / "rpc.png")
-    except Exception as exc:  # the numbers matter more than the picture
-        print(f"bench rpc: chart not written: {type(exc).__name__}: {exc}", file=sys.stderr)
-    print(markdown)
-    print(f"Wrote {args.out / 'rpc.md'}, rpc.json, rpc.png in {meta['duration_s']} s.", file=sys.stderr)
+    write_report(args.out, "rpc", markdown, raw, lambda path: render_chart(summary, meta, config, path))
     return 0 if any(e["calls_per_s"] for e in summary.values()) else 1
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -31,6 +30,7 @@ from typing import Any
 
 from bench import _machine
 from bench._nginx import BENCH_CPU, HELLO, _die_with_parent, _free_port, nginx, nginx_version
+from bench._report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -726,15 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["duration_s"] = round(time.monotonic() - started, 1)
     summary = summarize(rounds)
     markdown = render_markdown(summary, meta, config)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "server.md").write_text(markdown)
     raw = {"meta": meta, "config": config, "summary": summary, "targets": target_lines(summary), "rounds": rounds}
-    (args.out / "server.json").write_text(json.dumps(raw, indent=2) + "\n")
-    try:
-        render_chart(summary, meta, config, args.out / "server.png")
-    except Exception as exc:  # the numbers matter more than the picture
-        print(f"bench server: chart not written: {type(exc).__name__}: {exc}", file=sys.stderr)
-    print(markdown)
-    print(f"Wrote {args.out / 'server.md'}, server.json, server.png in {meta['duration_s']} s.", file=sys.stderr)
+    write_report(args.out, "server", markdown, raw, lambda path: render_chart(summary, meta, config, path))
     measured = any(s[f"c{c}"]["req_per_s"] for s in summary.values() for c in CONNECTIONS)
     return 0 if measured else 1

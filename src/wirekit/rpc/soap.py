@@ -64,7 +64,8 @@ from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
 import wirekit
-from wirekit.rpc._registry import DEFAULT_MAX_BODY_SIZE, MethodNotFound, Registry, read_body
+from wirekit.rpc._registry import DEFAULT_MAX_BODY_SIZE, MethodNotFound, Registry, read_answer, read_body
+from wirekit.rpc._xmlsafe import guarded_parser
 from wirekit.server import App, Response, ServerRequest
 
 __all__ = [
@@ -157,18 +158,6 @@ class _Element:
         return None
 
 
-def _refuse_doctype(*_args: Any) -> None:
-    raise SOAPParseError("a document type declaration (DTD) is not allowed in SOAP")
-
-
-def _refuse_entity(*_args: Any) -> None:
-    raise SOAPParseError("entity declarations are not allowed in SOAP")
-
-
-def _refuse_external(*_args: Any) -> int:
-    raise SOAPParseError("external entity references are not allowed in SOAP")
-
-
 def _parse_xml(data: bytes, max_depth: int) -> _Element:
     """The document's root element, built by expat with the guards (see the module docstring)."""
     stack: list[_Element] = []
@@ -191,13 +180,7 @@ def _parse_xml(data: bytes, max_depth: int) -> _Element:
         if stack:
             stack[-1].text.append(data)
 
-    parser = expat.ParserCreate(None, " ")
-    parser.buffer_text = True
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.StartDoctypeDeclHandler = _refuse_doctype
-    parser.EntityDeclHandler = _refuse_entity
-    parser.UnparsedEntityDeclHandler = _refuse_entity
-    parser.ExternalEntityRefHandler = _refuse_external
+    parser = guarded_parser(SOAPParseError, "SOAP", " ")
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = text
@@ -510,24 +493,16 @@ class SOAPClient:
         response = self._session.post(
             self.url, data=envelope, headers=fields, stream=True, allow_redirects=False, **self._options
         )
-        with response:
-            limit = self.max_response_size
-            length = response.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > limit:
-                raise SOAPParseError(f"the answer is larger than {limit} bytes")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(64 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    raise SOAPParseError(f"the answer is larger than {limit} bytes")
-                chunks.append(chunk)
-            status = response.status_code
-            media = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            if status != 200 and not (status in (400, 500) and media in ("text/xml", "application/soap+xml")):
-                response.raise_for_status()
-                raise SOAPParseError(f"HTTP status {status} without a SOAP answer")
-        version, _header, body = parse_envelope(b"".join(chunks), max_depth=self.max_depth)
+        status = response.status_code
+        media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if status != 200 and not (status in (400, 500) and media in ("text/xml", "application/soap+xml")):
+            response.close()
+            response.raise_for_status()
+            raise SOAPParseError(f"HTTP status {status} without a SOAP answer")
+        answer = read_answer(response, self.max_response_size)
+        if answer is None:
+            raise SOAPParseError(f"the answer is larger than {self.max_response_size} bytes")
+        version, _header, body = parse_envelope(answer, max_depth=self.max_depth)
         if version != self.version:
             raise SOAPParseError(f"a SOAP {version} answer to a SOAP {self.version} call")
         if not body.children:

@@ -65,7 +65,7 @@ from xmlrpc.client import (
 
 import wirekit
 from wirekit.protocol import Limits
-from wirekit.rpc._registry import DEFAULT_MAX_BODY_SIZE, MethodNotFound, Registry, read_body
+from wirekit.rpc._registry import DEFAULT_MAX_BODY_SIZE, MethodNotFound, Registry, read_answer, read_body
 from wirekit.rpc._xmlsafe import DEFAULT_MAX_DEPTH, XMLRPCParseError, check_method_name, loads
 from wirekit.server import App, Response, Server, ServerRequest
 
@@ -255,30 +255,20 @@ class ServerProxy:
             allow_redirects=False,
             **self.__options,
         )
-        try:
-            if response.status_code != 200:
-                raise ProtocolError(
-                    self.__host + self.__handler,
-                    response.status_code,
-                    response.reason,
-                    response.headers,  # type: ignore[arg-type]
-                )
-            limit = self.__max_response_size
-            length = response.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > limit:
-                raise ResponseError(f"response larger than {limit} bytes")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(1024 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    raise ResponseError(f"response larger than {limit} bytes (decoded)")
-                chunks.append(chunk)
-        finally:
+        if response.status_code != 200:
             response.close()
+            raise ProtocolError(
+                self.__host + self.__handler,
+                response.status_code,
+                response.reason,
+                response.headers,  # type: ignore[arg-type]
+            )
+        answer = read_answer(response, self.__max_response_size)
+        if answer is None:
+            raise ResponseError(f"response larger than {self.__max_response_size} bytes")
         try:
             result, _ = loads(
-                b"".join(chunks),
+                answer,
                 self.__use_datetime,
                 self.__use_builtin_types,
                 max_depth=self.__max_depth,

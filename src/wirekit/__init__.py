@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 
 from wirekit import exceptions
 from wirekit.client import (
+    AsyncResponse,
+    AsyncSession,
     AuthBase,
     BaseTransport,
     HTTPAdapter,
@@ -81,6 +83,8 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "AsyncResponse",
+    "AsyncSession",
     "AuthBase",
     "BaseTransport",
     "ConnectTimeout",

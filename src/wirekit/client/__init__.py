@@ -1,6 +1,7 @@
 """The HTTP client: ``Session``, the verbs, models, auth, cookies, transports and their settings."""
 
 from wirekit.client._api import delete, get, head, options, patch, post, put, request
+from wirekit.client._async import AsyncResponse, AsyncSession
 from wirekit.client._auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth, HTTPProxyAuth
 from wirekit.client._cookies import RequestsCookieJar
 from wirekit.client._lowlevel import HTTPConnection, HTTPResponse, HTTPSConnection
@@ -12,6 +13,8 @@ from wirekit.client._timeout import Timeout
 from wirekit.client._transport import BaseTransport, HTTPAdapter, HTTPTransport
 
 __all__ = [
+    "AsyncResponse",
+    "AsyncSession",
     "AuthBase",
     "BaseTransport",
     "HTTPAdapter",

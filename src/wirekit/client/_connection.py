@@ -34,110 +34,82 @@ _SMALL_BODY = 64 * 1024  # bodies up to this size go out in the same write as th
 _MAX_INTERIM = 100  # 1xx responses before the final one; a server sending them forever never times out
 
 
-class HTTPConnection:
-    """A keep-alive connection to one origin (or through one proxy), used by one request at a time."""
+class ClientCore:
+    """What the sync and the async client connection share: the protocol core and every decision on its events.
 
-    __slots__ = ("_h11", "created", "idle_since", "key", "requests_sent", "stream")
+    The drivers (``HTTPConnection`` here, ``AsyncHTTPConnection`` in ``_async``) only move bytes: they write
+    what ``_start_request`` returns and feed what they read until ``_head_event``/``_body_event`` have an answer.
+    """
 
-    def __init__(self, stream: Stream, key: Any = None) -> None:
-        self.stream = stream
+    __slots__ = ("_h11", "_interim", "created", "idle_since", "key", "requests_sent")
+
+    def __init__(self, key: Any = None) -> None:
         self.key = key
         self._h11 = Connection(CLIENT)
+        self._interim = 0
         self.requests_sent = 0
         self.created = self.idle_since = time.monotonic()
 
-    # -- sending -------------------------------------------------------------------------------
-    def send_request(self, method: str, target: str, headers: Headers, body: Any) -> None:
-        """Write the request head and body. Raises wirekit errors; on failure the connection is unusable."""
+    def _start_request(self, method: str, target: str, headers: Headers, body: Any) -> tuple[bytes, Any]:
+        """The bytes to write first and the body left to stream (None when the first write holds it all)."""
         h11 = self._h11
         if h11.our_state is State.DONE:
             h11.start_next_cycle()
         self.requests_sent += 1
-        try:
-            head = h11.send(_Request(method, target, headers))
-            if body is None:
-                self.stream.send_all(head + h11.send(_END))
-                return
-            if isinstance(body, bytes) and len(body) <= _SMALL_BODY:
-                self.stream.send_all(head + h11.send(_Data(body)) + h11.send(_END))
-                return
-            if isinstance(body, str) and len(body) <= _SMALL_BODY:
-                self.stream.send_all(head + h11.send(_Data(body.encode("utf-8"))) + h11.send(_END))
-                return
-            self.stream.send_all(head)
-            for chunk in iter_body(body):
-                self.stream.send_all(h11.send(_Data(chunk)))
-            self.stream.send_all(h11.send(_END))
-        except LocalProtocolError as exc:
-            h11.send_failed()
-            raise InvalidHeader(str(exc)) from exc
-        except BaseException:
-            h11.send_failed()
-            raise
+        self._interim = 0
+        head = h11.send(_Request(method, target, headers))
+        if body is None:
+            return head + h11.send(_END), None
+        if isinstance(body, bytes) and len(body) <= _SMALL_BODY:
+            return head + h11.send(_Data(body)) + h11.send(_END), None
+        if isinstance(body, str) and len(body) <= _SMALL_BODY:
+            return head + h11.send(_Data(body.encode("utf-8"))) + h11.send(_END), None
+        return head, body
 
-    # -- receiving -----------------------------------------------------------------------------
-    def receive_response_head(self) -> _Response:
-        """Read until the final response head (1xx interim responses are skipped)."""
+    def _failed_send(self, exc: BaseException) -> BaseException:
+        """Mark the request as broken off; the error to raise for ``exc``."""
+        self._h11.send_failed()
+        if isinstance(exc, LocalProtocolError):
+            return InvalidHeader(str(exc))
+        return exc
+
+    def _head_event(self) -> _Response | None:
+        """The final response head, or None when the core needs more bytes (1xx interim responses skipped)."""
         h11 = self._h11
-        read = self.stream.read
-        interim = 0
         while True:
             try:
                 event = h11.next_event()
             except RemoteProtocolError as exc:
                 raise InvalidResponse(f"invalid response: {exc}") from exc
             if event is _NEED_DATA:
-                h11.receive_data(read())
-                continue
+                return None
             kind = type(event)
             if kind is _Response:
                 return event  # type: ignore[return-value]
             if kind is InformationalResponse:
-                interim += 1
-                if interim > _MAX_INTERIM:
+                self._interim += 1
+                if self._interim > _MAX_INTERIM:
                     raise InvalidResponse(f"invalid response: more than {_MAX_INTERIM} interim (1xx) responses")
                 continue
             if kind is ConnectionClosed:
                 raise RemoteDisconnected("the server closed the connection without sending a response")
             raise InvalidResponse(f"unexpected {event!r} before a response head")
 
-    def read_body(self) -> bytes:
-        """The rest of the body (not content-decoded). Leaves the connection ready for reuse."""
+    def _body_event(self) -> bytes | Sentinel | None:
+        """The next piece of the body, ``NEED_DATA`` when the core needs more bytes, None at its end."""
         h11 = self._h11
-        parts: list[bytes] = []
-        read = self.stream.read
         while True:
             try:
                 event = h11.next_event()
             except RemoteProtocolError as exc:
                 raise ChunkedEncodingError(f"response body broke off: {exc}") from exc
             if type(event) is _Data:
-                parts.append(event.data)
-            elif event is _NEED_DATA:
-                h11.receive_data(read())
-            elif type(event) is _EOM or event is _PAUSED:
-                break
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
+                return event.data
+            if event is _NEED_DATA:
+                return _NEED_DATA
+            if type(event) is _EOM or event is _PAUSED:
+                return None
 
-    def iter_body(self) -> Iterator[bytes]:
-        """The body (not content-decoded) in pieces as they arrive."""
-        h11 = self._h11
-        read = self.stream.read
-        while True:
-            try:
-                event = h11.next_event()
-            except RemoteProtocolError as exc:
-                raise ChunkedEncodingError(f"response body broke off: {exc}") from exc
-            if type(event) is _Data:
-                yield event.data
-            elif event is _NEED_DATA:
-                h11.receive_data(read())
-            elif type(event) is _EOM or event is _PAUSED:
-                return
-
-    # -- state ---------------------------------------------------------------------------------
     @property
     def is_reusable(self) -> bool:
         """Both sides finished their messages and agreed to keep the connection open."""
@@ -148,6 +120,60 @@ class HTTPConnection:
     def switched(self) -> bool:
         return self._h11.their_state is State.SWITCHED_PROTOCOL
 
+
+class HTTPConnection(ClientCore):
+    """A keep-alive connection to one origin (or through one proxy), used by one request at a time."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: Stream, key: Any = None) -> None:
+        super().__init__(key)
+        self.stream = stream
+
+    # -- sending -------------------------------------------------------------------------------
+    def send_request(self, method: str, target: str, headers: Headers, body: Any) -> None:
+        """Write the request head and body. Raises wirekit errors; on failure the connection is unusable."""
+        try:
+            first, rest = self._start_request(method, target, headers, body)
+            self.stream.send_all(first)
+            if rest is not None:
+                h11 = self._h11
+                for chunk in iter_body(rest):
+                    self.stream.send_all(h11.send(_Data(chunk)))
+                self.stream.send_all(h11.send(_END))
+        except BaseException as exc:
+            error = self._failed_send(exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    # -- receiving -----------------------------------------------------------------------------
+    def receive_response_head(self) -> _Response:
+        """Read until the final response head (1xx interim responses are skipped)."""
+        receive = self._h11.receive_data
+        read = self.stream.read
+        while (head := self._head_event()) is None:
+            receive(read())
+        return head
+
+    def read_body(self) -> bytes:
+        """The rest of the body (not content-decoded). Leaves the connection ready for reuse."""
+        parts = list(self.iter_body())
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    def iter_body(self) -> Iterator[bytes]:
+        """The body (not content-decoded) in pieces as they arrive."""
+        receive = self._h11.receive_data
+        read = self.stream.read
+        while (piece := self._body_event()) is not None:
+            if piece is _NEED_DATA:
+                receive(read())
+            else:
+                yield piece  # type: ignore[misc]
+
+    # -- state ---------------------------------------------------------------------------------
     def is_stale(self) -> bool:
         """True when an idle connection can no longer be used: the server closed it or sent something."""
         return self.stream.closed or self.stream.is_readable()

@@ -351,11 +351,7 @@ class Session:
                 history = [response]
                 for resp in self.resolve_redirects(response, request, _settings=settings):
                     history.append(resp)
-                final = history.pop()
-                final.history = history
-                for r in history:
-                    r.history = []
-                response = final
+                response = _final_with_history(history)
             else:
                 response._next = next(
                     self.resolve_redirects(response, request, yield_requests=True, _settings=settings)
@@ -384,17 +380,21 @@ class Session:
             _ = response.content
             response.close()
             history.append(response)
-            if response.cookies:
-                merge_cookies(req._cookies if req._cookies is not None else self.cookies, response.cookies)
-                req.headers.pop("Cookie", None)
-                jar = req._cookies if req._cookies is not None else self.cookies
-                value = cookie_header(jar, req.method or "GET", req.url or "", req.headers)
-                if value is not None:
-                    req.headers["Cookie"] = value
-            req.rewind_body()
+            self._prepare_auth_retry(req, response)
         if history:
             response.history = history + response.history
         return response
+
+    def _prepare_auth_retry(self, req: PreparedRequest, response: Response) -> None:
+        """Before the next round of an auth flow: the cookies the last response set, a rewound body."""
+        if response.cookies:
+            merge_cookies(req._cookies if req._cookies is not None else self.cookies, response.cookies)
+            req.headers.pop("Cookie", None)
+            jar = req._cookies if req._cookies is not None else self.cookies
+            value = cookie_header(jar, req.method or "GET", req.url or "", req.headers)
+            if value is not None:
+                req.headers["Cookie"] = value
+        req.rewind_body()
 
     def _send_one(self, request: PreparedRequest, settings: _SendSettings) -> Response:
         """One exchange: transport, cookies, hooks (no redirects)."""
@@ -412,6 +412,11 @@ class Session:
             cert=settings.cert,
             proxies={"all": proxy} if proxy else None,
         )
+        return self._received(request, response)
+
+    def _received(self, request: PreparedRequest, response: Response) -> Response:
+        """What follows every exchange, sync or async: the cookies it set, then the response hooks."""
+        url = request.url or ""
         if "set-cookie" in response.headers:
             jar = self.cookies
             extract_cookies(jar, request.method or "GET", url, request.headers, response.headers)
@@ -494,51 +499,60 @@ class Session:
         url = self.get_redirect_target(resp)
         previous_fragment = urlsplit(req.url or "").fragment
         while url:
-            prepared = req.copy()
             hist.append(resp)
             resp.history = hist[1:]
             if isinstance(resp._content, bool) and resp.raw is not None:
                 resp.raw.read()  # drain the body so the connection goes back to the pool
-            if len(resp.history) >= self.max_redirects:
-                raise TooManyRedirects(f"Exceeded {self.max_redirects} redirects.", response=resp)
+            self._check_redirect_count(resp)
             resp.close()
-            if url.startswith("//"):
-                url = f"{urlsplit(resp.url).scheme}:{url}"
-            parsed = urlsplit(url)
-            if parsed.fragment == "" and previous_fragment:
-                url = parsed._replace(fragment=previous_fragment).geturl()
-            elif parsed.fragment:
-                previous_fragment = parsed.fragment
-            if not parsed.netloc:
-                url = urljoin(resp.url, url)
-            prepared.prepare_url(url, None)
-            self.rebuild_method(prepared, resp)
-            if resp.status_code not in (307, 308):
-                for header in ("Content-Length", "Content-Type", "Transfer-Encoding"):
-                    prepared.headers.pop(header, None)
-                prepared.body = None
-                prepared._body_position = None
-                if prepared.method not in ("GET", "HEAD"):
-                    prepared.headers["Content-Length"] = "0"
-            prepared.headers.pop("Cookie", None)
-            jar = prepared._cookies if prepared._cookies is not None else self.cookies
-            if "set-cookie" in resp.headers:
-                extract_cookies(jar, req.method or "GET", resp.url, req.headers, resp.headers)
-            value = cookie_header(jar, prepared.method or "GET", prepared.url or "", prepared.headers)
-            if value is not None:
-                prepared.headers["Cookie"] = value
-            # Proxy-Authorization is for the proxy of the old URL; the new URL may go elsewhere.
-            prepared.headers.pop("Proxy-Authorization", None)
-            self.rebuild_auth(prepared, resp)
-            if prepared.body is not None:
-                prepared.rewind_body()
-            req = prepared
+            req, previous_fragment = self._redirect_request(resp, req, url, previous_fragment)
             if yield_requests:
                 yield req
                 return
             resp = self._send_with_auth(req, settings)
             url = self.get_redirect_target(resp)
             yield resp
+
+    def _check_redirect_count(self, resp: Response) -> None:
+        if len(resp.history) >= self.max_redirects:
+            raise TooManyRedirects(f"Exceeded {self.max_redirects} redirects.", response=resp)
+
+    def _redirect_request(
+        self, resp: Response, req: PreparedRequest, url: str, previous_fragment: str
+    ) -> tuple[PreparedRequest, str]:
+        """The request that follows the redirect ``resp`` to ``url`` (sync and async share it), and the fragment."""
+        prepared = req.copy()
+        if url.startswith("//"):
+            url = f"{urlsplit(resp.url).scheme}:{url}"
+        parsed = urlsplit(url)
+        if parsed.fragment == "" and previous_fragment:
+            url = parsed._replace(fragment=previous_fragment).geturl()
+        elif parsed.fragment:
+            previous_fragment = parsed.fragment
+        if not parsed.netloc:
+            url = urljoin(resp.url, url)
+        prepared.prepare_url(url, None)
+        self.rebuild_method(prepared, resp)
+        if resp.status_code not in (307, 308):
+            for header in ("Content-Length", "Content-Type", "Transfer-Encoding"):
+                prepared.headers.pop(header, None)
+            prepared.body = None
+            prepared._body_position = None
+            if prepared.method not in ("GET", "HEAD"):
+                prepared.headers["Content-Length"] = "0"
+        prepared.headers.pop("Cookie", None)
+        jar = prepared._cookies if prepared._cookies is not None else self.cookies
+        if "set-cookie" in resp.headers:
+            extract_cookies(jar, req.method or "GET", resp.url, req.headers, resp.headers)
+        value = cookie_header(jar, prepared.method or "GET", prepared.url or "", prepared.headers)
+        if value is not None:
+            prepared.headers["Cookie"] = value
+        # Proxy-Authorization is for the proxy of the old URL; the new URL may go elsewhere.
+        prepared.headers.pop("Proxy-Authorization", None)
+        self.rebuild_auth(prepared, resp)
+        if prepared.body is not None:
+            prepared.rewind_body()
+        return prepared, previous_fragment
 
     def rebuild_proxies(self, prepared_request: PreparedRequest, proxies: Mapping[str, str] | None) -> dict[str, str]:
         """requests' helper: the proxy for the request's URL, environment and NO_PROXY applied.
@@ -603,6 +617,15 @@ class _SendSettings:
                 return None
             return resolve_proxy(url, None, None, True, env)
         return resolve_proxy(url, self._proxies, session.proxies, session.trust_env, session.environment)
+
+
+def _final_with_history(responses: list[Response]) -> Response:
+    """The last response of a redirect chain, carrying the ones before it as its ``history``."""
+    final = responses.pop()
+    final.history = responses
+    for r in responses:
+        r.history = []
+    return final
 
 
 def session(**kwargs: Any) -> Session:

@@ -216,11 +216,7 @@ class HTTPTransport(BaseTransport):
                     wire._store = store
                 else:
                     target = url.target
-                    wire._store = {"host": ["Host", url.host_header], **headers._store}
-                    if "proxy-authorization" in headers._store:
-                        # For the proxy only: never to the origin, directly or inside a CONNECT tunnel (where
-                        # it went in the CONNECT request, see _tunnel).
-                        del wire._store["proxy-authorization"]
+                    wire = origin_headers(url, headers)
                 started = time.perf_counter()
                 try:
                     conn.send_request(method, target, wire, request.body)
@@ -240,15 +236,7 @@ class HTTPTransport(BaseTransport):
                 conn.close()
             pool.release(key, None)
             raise
-        response = Response()
-        response.status_code = head.status_code
-        response.reason = head.reason
-        response.headers = head.headers
-        response.http_version = head.http_version
-        response.url = request.url or url.url
-        response.request = request
-        response.connection = self
-        response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+        response = response_from_head(Response(), head, request, url, self, started)
         if stream:
             response.raw = RawResponse(
                 _PooledBody(conn, pool, key), status=head.status_code, reason=head.reason, headers=head.headers
@@ -263,12 +251,7 @@ class HTTPTransport(BaseTransport):
                 _attach(exc, request, response)
             raise
         pool.release(key, conn)
-        response.raw = RawResponse(None, status=head.status_code, reason=head.reason, headers=head.headers)
-        if "content-encoding" in head.headers._store:
-            response._content = _decode(body, response)
-        else:
-            response._content = body
-        response._content_consumed = True
+        set_body(response, body)
         return response
 
     # -- connecting ------------------------------------------------------------------------------
@@ -343,6 +326,43 @@ class HTTPTransport(BaseTransport):
 
 HTTPAdapter = HTTPTransport
 """requests' name for the HTTP transport."""
+
+
+def origin_headers(url: URL, headers: Headers) -> Headers:
+    """The headers of a request sent to the origin itself: Host first, no Proxy-Authorization."""
+    wire = Headers.__new__(Headers)
+    wire._store = {"host": ["Host", url.host_header], **headers._store}
+    if "proxy-authorization" in headers._store:
+        # For the proxy only: never to the origin, directly or inside a CONNECT tunnel (where it went in the
+        # CONNECT request, see _tunnel).
+        del wire._store["proxy-authorization"]
+    return wire
+
+
+def response_from_head(
+    response: Response, head: Any, request: PreparedRequest, url: URL, transport: Any, started: float
+) -> Response:
+    """Fill ``response`` from a received head (sync and async transports share it)."""
+    response.status_code = head.status_code
+    response.reason = head.reason
+    response.headers = head.headers
+    response.http_version = head.http_version
+    response.url = request.url or url.url
+    response.request = request
+    response.connection = transport
+    response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+    return response
+
+
+def set_body(response: Response, body: bytes) -> None:
+    """Give ``response`` its whole body, content-decoded."""
+    headers = response.headers
+    response.raw = RawResponse(None, status=response.status_code, reason=response.reason, headers=headers)
+    if "content-encoding" in headers._store:
+        response._content = _decode(body, response)
+    else:
+        response._content = body
+    response._content_consumed = True
 
 
 def _attach(exc: RequestException, request: PreparedRequest, response: Response | None = None) -> None:

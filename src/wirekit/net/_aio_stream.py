@@ -174,6 +174,11 @@ class AsyncStream:
         """Whether the stream was closed, by us or because the connection was lost."""
         return self._transport.is_closing() or self._protocol.lost
 
+    def is_readable(self) -> bool:
+        """Whether a read would not wait: for an idle pooled connection, that the peer closed or sent junk."""
+        protocol = self._protocol
+        return bool(protocol.buffer) or protocol.eof
+
     @property
     def peer_address(self) -> Any:
         """The address of the other end (``(host, port)``, IPv6 4-tuple or Unix path)."""

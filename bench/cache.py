@@ -19,8 +19,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +31,7 @@ from typing import Any
 
 from bench import _machine
 from bench._cache_worker import CASES, MAX_AGE, SIZES, body
-from bench._report import write_report
+from bench._report import median, run_json_worker, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -142,34 +140,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _child_env() -> dict[str, str]:
-    """The environment for workers: no proxy settings (nothing may leave loopback), unbuffered."""
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
-    return env
-
-
 def run_worker(case: str, base: str, size: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench._cache_worker", case, base, size, str(args.hits)]
     cmd += ["--warmup", str(args.warmup), "--tmp", str(tmp), "--time-cap", str(args.time_cap)]
-    timeout = 2 * args.time_cap + 60
-    try:
-        proc = subprocess.run(
-            cmd, check=False, cwd=ROOT, env=_child_env(), capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        return {"case": case, "size": size, "error": f"worker killed after {timeout:.0f} s"}
-    lines = proc.stdout.strip().splitlines()
-    try:
-        result: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"case": case, "size": size, "error": f"worker exited {proc.returncode}: {' | '.join(tail)}"}
-    return result
-
-
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
+    return run_json_worker(cmd, 2 * args.time_cap + 60, ROOT, case=case, size=size)
 
 
 def summarize(rounds: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -184,8 +158,8 @@ def summarize(rounds: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, d
             summary[size][case] = {
                 "library": CASES[case].library,
                 "storage": CASES[case].storage,
-                "wall_us_per_hit": _median(wall),
-                "cpu_us_per_hit": _median(cpu),
+                "wall_us_per_hit": median(wall),
+                "cpu_us_per_hit": median(cpu),
                 "wall_us_per_hit_best": min(wall, default=None),
                 "cpu_us_per_hit_best": min(cpu, default=None),
                 "cpu_us_per_hit_max": max(cpu, default=None),

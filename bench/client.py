@@ -10,10 +10,7 @@ client.png to --out (default bench/out/).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,7 +19,7 @@ from typing import Any
 from bench import _machine
 from bench._client_worker import PEERS
 from bench._nginx import nginx, nginx_version
-from bench._report import write_report
+from bench._report import median, run_json_worker, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -56,39 +53,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _child_env() -> dict[str, str]:
-    """The environment for workers: no proxy settings (nothing may leave loopback), unbuffered."""
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
-    return env
-
-
 def run_worker(peer: str, url: str, n: int, warmup: int, time_cap: float) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench._client_worker", peer, url, str(n)]
     cmd += ["--warmup", str(warmup), "--time-cap", str(time_cap)]
-    try:
-        proc = subprocess.run(
-            cmd,
-            check=False,
-            cwd=ROOT,
-            env=_child_env(),
-            capture_output=True,
-            text=True,
-            timeout=2 * time_cap + 30,
-        )
-    except subprocess.TimeoutExpired:
-        return {"peer": peer, "url": url, "error": f"worker killed after {2 * time_cap + 30:.0f} s"}
-    lines = proc.stdout.strip().splitlines()
-    try:
-        result: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"peer": peer, "url": url, "error": f"worker exited {proc.returncode}: {' | '.join(tail)}"}
-    return result
-
-
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
+    return run_json_worker(cmd, 2 * time_cap + 30, ROOT, peer=peer, url=url)
 
 
 def summarize(rounds: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
@@ -101,10 +69,10 @@ def summarize(rounds: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, d
             errors = [r["error"] for r in results if "error" in r]
             cpu = [r["cpu_us_per_req"] for r in ok]
             summary[peer][workload] = {
-                "cpu_us_per_req": _median(cpu),
+                "cpu_us_per_req": median(cpu),
                 "cpu_us_per_req_min": min(cpu) if cpu else None,
                 "cpu_us_per_req_max": max(cpu) if cpu else None,
-                "wall_req_per_s": _median([r["wall_req_per_s"] for r in ok if r["wall_req_per_s"]]),
+                "wall_req_per_s": median([r["wall_req_per_s"] for r in ok if r["wall_req_per_s"]]),
                 "connections": max((r["connections"] for r in ok), default=None),
                 "connections_measured": max((r["connections_measured"] for r in ok), default=None),
                 "requests": sum(r["n"] for r in ok),

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _machine
-from bench._report import write_report
+from bench._report import child_env, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -131,19 +131,13 @@ def client(kind: str, url: str, calls: int, time_cap: float) -> dict[str, Any]:
 
 
 # -- orchestration ------------------------------------------------------------------------------------------
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
-    return env
-
-
 @contextlib.contextmanager
 def running(kind: str) -> Iterator[str]:
     """Start a server worker; yield its URL; stop it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.rpc", "--serve", kind],
         cwd=ROOT,
-        env=_env(),
+        env=child_env(),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -167,7 +161,7 @@ def run_client(kind: str, url: str, calls: int, time_cap: float) -> dict[str, An
     cmd += ["--time-cap", str(time_cap)]
     try:
         proc = subprocess.run(
-            cmd, check=False, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=2 * time_cap + 30
+            cmd, check=False, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=2 * time_cap + 30
         )
     except subprocess.TimeoutExpired:
         return {"error": f"client killed after {2 * time_cap + 30:.0f} s"}

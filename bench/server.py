@@ -18,7 +18,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from typing import Any
 
 from bench import _machine
 from bench._nginx import BENCH_CPU, HELLO, _die_with_parent, _free_port, nginx, nginx_version
-from bench._report import write_report
+from bench._report import child_env, median, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -211,12 +210,6 @@ def client_cpus() -> set[int]:
     return {others[0]} if others else mine
 
 
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
-    return env
-
-
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=0.5):
@@ -264,7 +257,7 @@ def process_server(argv: Callable[[int], list[str]], start_timeout: float) -> It
                 proc = subprocess.Popen(
                     argv(port),
                     cwd=ROOT,
-                    env=_child_env(),
+                    env=child_env(),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -395,7 +388,7 @@ def run_wrk(wrk: str, port: int, connections: int, seconds: int, pid: int | None
             capture_output=True,
             text=True,
             timeout=seconds + 30,
-            env=_child_env(),
+            env=child_env(),
             preexec_fn=_pin(client_cpus()),
         )
     except subprocess.TimeoutExpired:
@@ -449,10 +442,6 @@ def measure(key: str, wrk: str, args: argparse.Namespace) -> dict[str, Any]:
 # --- summary, output --------------------------------------------------------------------------------------
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     summary: dict[str, dict[str, Any]] = {}
     for key, results in rounds.items():
@@ -469,15 +458,15 @@ def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, An
                 for k, v in w["errors"].items():
                     wrk_errors[k] = wrk_errors.get(k, 0) + v
             s[f"c{c}"] = {
-                "req_per_s": _median([w["req_per_s"] for w in ok if "req_per_s" in w]),
+                "req_per_s": median([w["req_per_s"] for w in ok if "req_per_s" in w]),
                 "req_per_s_all": [w.get("req_per_s") for w in ok],
-                "p99_ms": _median([w["p99_ms"] for w in ok if "p99_ms" in w]),
-                "p50_ms": _median([w["p50_ms"] for w in ok if "p50_ms" in w]),
-                "req_per_cpu_s": _median([w["req_per_cpu_s"] for w in ok if "req_per_cpu_s" in w]),
-                "server_cpu_s": _median([w["server_cpu_s"] for w in ok]),
+                "p99_ms": median([w["p99_ms"] for w in ok if "p99_ms" in w]),
+                "p50_ms": median([w["p50_ms"] for w in ok if "p50_ms" in w]),
+                "req_per_cpu_s": median([w["req_per_cpu_s"] for w in ok if "req_per_cpu_s" in w]),
+                "server_cpu_s": median([w["server_cpu_s"] for w in ok]),
                 # share of its core the server used: well under 1 at c50 means it was not the bottleneck
                 # (another process on its core, or wrk-bound), so req/s understates it
-                "server_core_use": _median([w["server_cpu_s"] / w["seconds"] for w in ok if w.get("seconds")]),
+                "server_core_use": median([w["server_cpu_s"] / w["seconds"] for w in ok if w.get("seconds")]),
                 "wrk_errors": wrk_errors,
                 "rounds_ok": len(ok),
             }

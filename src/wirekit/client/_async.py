@@ -29,13 +29,13 @@ from wirekit.client._auth import AuthBase
 from wirekit.client._connection import _END, _NEED_DATA, ClientCore
 from wirekit.client._decoders import make_decoder
 from wirekit.client._models import HeadersType, HooksType, PreparedRequest, Response, iter_body
+from wirekit.client._pool import pop_usable
 from wirekit.client._session import Session, _final_with_history, _SendSettings
 from wirekit.client._timeout import Timeout, TimeoutTypes
-from wirekit.client._transport import _IDEMPOTENT, _attach, origin_headers, response_from_head, set_body
+from wirekit.client._transport import _attach, origin_headers, response_from_head, retry_on_new_connection, set_body
 from wirekit.client._urls import ParamsType, parse_url
 from wirekit.exceptions import (
     ConnectionError,
-    ConnectTimeout,
     ContentDecodingError,
     InvalidSchema,
     InvalidURL,
@@ -206,19 +206,10 @@ class AsyncConnectionPool:
             self._take(key)
         else:
             await self._wait_turn(key, timeout)
-        idle = self._idle.get(key)
-        while idle:
-            conn = idle.pop()
-            if self._usable(conn):
-                self.reused += 1
-                return conn
-            conn.close()
-        return None
-
-    def _usable(self, conn: AsyncHTTPConnection) -> bool:
-        if self.max_idle_seconds is not None and time.monotonic() - conn.idle_since > self.max_idle_seconds:
-            return False
-        return not conn.is_stale()
+        conn = pop_usable(self._idle.get(key), self.max_idle_seconds)
+        if conn is not None:
+            self.reused += 1
+        return conn
 
     def release(self, key: PoolKey, conn: AsyncHTTPConnection | None) -> None:
         """Give back the place taken for ``key``, with its connection (kept if reusable) or None (it failed)."""
@@ -432,9 +423,7 @@ class AsyncHTTPTransport:
                     await conn.send_request(method, url.target, origin_headers(url, request.headers), request.body)
                     head = await conn.receive_response_head()
                 except (RemoteDisconnected, ConnectionError) as exc:
-                    # A kept-alive connection the server closed while idle: once more on a new one when the
-                    # request is idempotent (RFC 9112 section 9.3.1).
-                    if reused and method in _IDEMPOTENT and not isinstance(exc, SSLError | ConnectTimeout):
+                    if reused and retry_on_new_connection(method, exc):
                         conn.close()
                         conn, reused = None, False
                         request.rewind_body()

@@ -10,11 +10,36 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Hashable
+from typing import Protocol, TypeVar
 
 from wirekit.client._connection import HTTPConnection
 from wirekit.exceptions import PoolTimeout
 
 PoolKey = Hashable
+
+
+class _Idle(Protocol):
+    idle_since: float
+
+    def is_stale(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Idle)
+
+
+def pop_usable(idle: list[C] | None, max_idle_seconds: float | None) -> C | None:
+    """The most recently used idle connection still worth reusing; the ones past it are closed.
+
+    Not worth it: idle longer than ``max_idle_seconds``, or stale (closed by the peer, or data waiting).
+    Shared by the sync and the async pools.
+    """
+    while idle:
+        conn = idle.pop()
+        if (max_idle_seconds is None or time.monotonic() - conn.idle_since <= max_idle_seconds) and not conn.is_stale():
+            return conn
+        conn.close()
+    return None
 
 
 class ConnectionPool:
@@ -50,20 +75,11 @@ class ConnectionPool:
                     if remaining is not None and remaining <= 0:
                         raise PoolTimeout(f"no connection became free in the pool within {timeout} s")
                     self._released.wait(remaining)
-            idle = self._idle.get(key)
             self._in_use[key] = self._in_use.get(key, 0) + 1
-            while idle:
-                conn = idle.pop()
-                if self._usable(conn):
-                    self.reused += 1
-                    return conn
-                conn.close()
-            return None
-
-    def _usable(self, conn: HTTPConnection) -> bool:
-        if self.max_idle_seconds is not None and time.monotonic() - conn.idle_since > self.max_idle_seconds:
-            return False
-        return not conn.is_stale()
+            conn = pop_usable(self._idle.get(key), self.max_idle_seconds)
+            if conn is not None:
+                self.reused += 1
+            return conn
 
     def release(self, key: PoolKey, conn: HTTPConnection | None) -> None:
         """Give back a connection taken for ``key`` (None when it failed): kept if reusable, else closed."""

@@ -222,9 +222,7 @@ class HTTPTransport(BaseTransport):
                     conn.send_request(method, target, wire, request.body)
                     head = conn.receive_response_head()
                 except (RemoteDisconnected, ConnectionError) as exc:
-                    # A kept-alive connection the server closed while idle: retry once on a new one when
-                    # the request is idempotent (RFC 9112 section 9.3.1).
-                    if reused and method in _IDEMPOTENT and not isinstance(exc, SSLError | ConnectTimeout):
+                    if reused and retry_on_new_connection(method, exc):
                         conn.close()
                         conn, reused = None, False
                         request.rewind_body()
@@ -363,6 +361,12 @@ def set_body(response: Response, body: bytes) -> None:
     else:
         response._content = body
     response._content_consumed = True
+
+
+def retry_on_new_connection(method: str, exc: ConnectionError) -> bool:
+    """Whether a request that failed on a reused connection goes once more on a new one: the server closed a
+    kept-alive connection while it was idle, and the request is idempotent (RFC 9112 section 9.3.1)."""
+    return method in _IDEMPOTENT and not isinstance(exc, SSLError | ConnectTimeout)
 
 
 def _attach(exc: RequestException, request: PreparedRequest, response: Response | None = None) -> None:

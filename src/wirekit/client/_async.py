@@ -11,16 +11,27 @@ A request that fails or is cancelled closes its connection and gives its place b
 end gives its connection back for reuse. A streamed response (``stream=True``) holds its connection until
 its body is read to the end or it is closed (``await r.aclose()`` or ``async with``).
 
-Not yet: proxies (``NotImplementedError`` when one applies), retries (``max_retries``), the HTTP cache,
-streaming uploads from async iterators. uvloop works when the caller installs it (``uvloop.run(main())``).
+Proxies and retries are ``HTTPTransport``'s: the same selection (``proxies=``, ``session.proxies``, the
+environment), HTTP proxies in absolute-form, HTTPS through a CONNECT tunnel with TLS started inside it
+(``AsyncStream.start_tls``), ``max_retries`` with the same ``Retry`` rules (the backoff and ``Retry-After``
+slept with ``asyncio.sleep``). The decisions are the functions ``_transport`` defines for both transports;
+only the I/O here is awaited. Request bodies stream: async iterators (sent chunked), sync iterators, bytes,
+files (read in a worker thread, with Content-Length when the size is known) and multipart ``files=``; an
+async iterator cannot be sent twice (``UnrewindableBodyError`` on a 307/308 or a retry, as for a sync
+generator). A streamed response is read from the socket only as the consumer asks (``AsyncStream`` stops
+reading past ``READ_HIGH_WATER``).
+
+Not yet: the HTTP cache. uvloop works when the caller installs it (``uvloop.run(main())``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Hashable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Hashable, Mapping
+from contextlib import aclosing, suppress
 from types import TracebackType
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -28,12 +39,32 @@ from urllib.parse import urlsplit
 from wirekit.client._auth import AuthBase
 from wirekit.client._connection import _END, _NEED_DATA, ClientCore
 from wirekit.client._decoders import make_decoder
-from wirekit.client._models import HeadersType, HooksType, PreparedRequest, Response, iter_body
+from wirekit.client._models import HeadersType, HooksType, PreparedRequest, Response, chunk_bytes, iter_body
+from wirekit.client._multipart import MultipartBody
 from wirekit.client._pool import pop_usable
+from wirekit.client._retry import Retry
 from wirekit.client._session import Session, _final_with_history, _SendSettings
 from wirekit.client._timeout import Timeout, TimeoutTypes
-from wirekit.client._transport import _attach, origin_headers, response_from_head, retry_on_new_connection, set_body
-from wirekit.client._urls import ParamsType, parse_url
+from wirekit.client._transport import (
+    _attach,
+    check_tunnel,
+    no_retries,
+    origin_headers,
+    origin_tls,
+    parse_proxy_url,
+    pool_key,
+    proxy_request_head,
+    proxy_unreachable,
+    response_from_head,
+    retry_after_error,
+    retry_after_response,
+    retry_on_new_connection,
+    retry_wait,
+    set_body,
+    transport_proxy,
+    tunnel_request_head,
+)
+from wirekit.client._urls import URL, ParamsType, parse_url
 from wirekit.exceptions import (
     ConnectionError,
     ContentDecodingError,
@@ -42,16 +73,23 @@ from wirekit.exceptions import (
     PoolTimeout,
     RemoteDisconnected,
     RequestException,
-    SSLError,
     TotalTimeout,
 )
-from wirekit.net import AsyncStream, TLSCert, TLSVerify, client_context, open_tcp_async, tls_key
+from wirekit.net import AsyncStream, TLSCert, TLSVerify, client_context, open_tcp_async
 from wirekit.protocol import Data, Headers
 from wirekit.protocol import Response as _Head
 
-__all__ = ["AsyncConnectionPool", "AsyncHTTPConnection", "AsyncHTTPTransport", "AsyncResponse", "AsyncSession"]
+__all__ = [
+    "AsyncConnectionPool",
+    "AsyncHTTPConnection",
+    "AsyncHTTPTransport",
+    "AsyncResponse",
+    "AsyncSession",
+    "aiter_body",
+]
 
 PoolKey = Hashable
+CLOSE_WAIT = 1.0  # seconds aclose() waits for the loop to close the idle connections' sockets
 
 
 class AsyncHTTPConnection(ClientCore):
@@ -70,9 +108,11 @@ class AsyncHTTPConnection(ClientCore):
             await self.stream.send_all(first)
             if rest is not None:
                 h11 = self._h11
-                for chunk in iter_body(rest):
-                    await self.stream.send_all(h11.send(Data(chunk)))
-                await self.stream.send_all(h11.send(_END))
+                send_all = self.stream.send_all
+                async with aclosing(aiter_body(rest)) as chunks:
+                    async for chunk in chunks:
+                        await send_all(h11.send(Data(chunk)))
+                await send_all(h11.send(_END))
         except BaseException as exc:
             error = self._failed_send(exc)
             if error is exc:
@@ -105,11 +145,42 @@ class AsyncHTTPConnection(ClientCore):
         return self.stream.closed or self.stream.is_readable()
 
     def close(self) -> None:
-        """Close the connection (what was written is still sent first)."""
-        self.stream.close()
+        """Close the socket at once, as the sync ``HTTPConnection`` does.
+
+        Not ``stream.close()``: over TLS that starts an exchange of close_notify alerts and keeps the socket
+        open until the peer answers (or 30 s pass), past the end of a loop that stops right after. A client
+        closes a connection only when nothing it wrote still matters (the exchange is over, or broke off).
+        """
+        self.stream.abort()
 
     def __repr__(self) -> str:
         return f"<AsyncHTTPConnection {self.key!r} sent={self.requests_sent}>"
+
+
+async def aiter_body(body: Any, chunk_size: int = 65536) -> AsyncGenerator[bytes, None]:
+    """``iter_body`` for the async client: the same chunks, and async iterators too, without blocking the loop.
+
+    An async iterator (an async generator, say) is iterated on the loop; bytes, an in-memory file and a sync
+    iterator go through ``iter_body`` on the loop as well (they do not block); a file, or a multipart body
+    with files, is read by ``iter_body`` one chunk at a time in a worker thread.
+    """
+    if hasattr(body, "__aiter__"):
+        async for chunk in body:
+            if chunk:
+                yield chunk_bytes(chunk)
+        return
+    if not (hasattr(body, "read") or isinstance(body, MultipartBody)) or isinstance(body, io.BytesIO):
+        for chunk in iter_body(body, chunk_size):
+            yield chunk
+        return
+    chunks = iter_body(body, chunk_size)
+    loop = asyncio.get_running_loop()
+    try:
+        while (chunk := await loop.run_in_executor(None, next, chunks, None)) is not None:
+            yield chunk
+    finally:
+        with suppress(ValueError):  # cancelled while a worker thread still runs it: it ends with that read
+            chunks.close()
 
 
 class AsyncConnectionPool:
@@ -231,6 +302,14 @@ class AsyncConnectionPool:
         for conns in idle.values():
             for conn in conns:
                 conn.close()
+
+    async def aclose(self, timeout: float = CLOSE_WAIT) -> None:
+        """``close()``, then wait (up to ``timeout`` s) until the loop has closed those sockets, so that a loop
+        stopped right after leaves none open (``ResourceWarning``)."""
+        streams = [conn.stream for conns in self._idle.values() for conn in conns]
+        self.close()
+        if streams:
+            await asyncio.wait([asyncio.ensure_future(s.wait_closed()) for s in streams], timeout=timeout)
 
     def statistics(self) -> dict[str, int]:
         """Counts for tests and monitoring: idle, in use, waiting, opened and reused connections."""
@@ -382,19 +461,42 @@ class AsyncResponse(Response):
 
 
 class AsyncHTTPTransport:
-    """HTTP/1.1 on asyncio over an ``AsyncConnectionPool`` (no proxies yet; no retries beyond the stale one)."""
+    """HTTP/1.1 on asyncio over an ``AsyncConnectionPool``, with proxies and retries: ``HTTPTransport``'s rules.
 
-    def __init__(self, max_per_host: int = 10, max_total: int = 100) -> None:
+    Every decision is the sync transport's own function (``pool_key``, ``proxy_request_head``,
+    ``tunnel_request_head``, ``check_tunnel``, ``retry_after_error``, ...); only the I/O is awaited.
+    ``max_retries`` is a ``Retry``, or a number of retries of failed connections (requests' meaning).
+    """
+
+    def __init__(self, max_per_host: int = 10, max_total: int = 100, *, max_retries: Retry | int | None = 0) -> None:
         self.pool = AsyncConnectionPool(max_per_host, max_total)
+        self.max_retries = Retry.from_value(max_retries)
 
     def close(self) -> None:
         """Close the idle connections (those in use close when they come back)."""
         self.pool.close()
 
-    async def send(
-        self, request: PreparedRequest, *, stream: bool, timeout: Timeout, verify: TLSVerify, cert: TLSCert
-    ) -> AsyncResponse:
-        """Send ``request`` on a pooled connection; the head is read, the body too unless ``stream``."""
+    async def aclose(self) -> None:
+        """Close the idle connections and wait until they are closed (``AsyncConnectionPool.aclose``)."""
+        await self.pool.aclose()
+
+    def send(
+        self,
+        request: PreparedRequest,
+        *,
+        stream: bool,
+        timeout: Timeout,
+        verify: TLSVerify,
+        cert: TLSCert,
+        proxies: Mapping[str, str] | None = None,
+    ) -> Coroutine[Any, Any, AsyncResponse]:
+        """``await transport.send(...)``: send ``request`` on a pooled connection, retrying as ``max_retries``
+        says; the head is read, the body too unless ``stream``. ``timeout`` is a started ``Timeout``;
+        ``proxies`` a requests-style mapping.
+
+        A plain function that returns the coroutine to await: without retries that is ``_send_once`` itself,
+        so the common request costs no coroutine more than it needs.
+        """
         url = request._url
         if url is None:
             if request.url is None:
@@ -402,25 +504,79 @@ class AsyncHTTPTransport:
             url = request._url = parse_url(request.url)
         if url.scheme not in {"http", "https"}:
             raise InvalidSchema(f"No connection adapters were found for {request.url!r}", request=request)
-        t = timeout
-        https = url.scheme == "https"
-        key = (url.scheme, url.host, url.port, None, tls_key(verify, cert) if https else None)
+        proxy = transport_proxy(url, proxies) if proxies else None
         method = request.method or "GET"
+        retry = self.max_retries
+        if no_retries(retry):
+            return self._send_once(request, url, method, stream, timeout, verify, cert, proxy)
+        return self._send_retrying(retry, request, url, method, stream, timeout, verify, cert, proxy)
+
+    async def _send_retrying(
+        self,
+        retry: Retry,
+        request: PreparedRequest,
+        url: URL,
+        method: str,
+        stream: bool,
+        t: Timeout,
+        verify: TLSVerify,
+        cert: TLSCert,
+        proxy: str | None,
+    ) -> AsyncResponse:
+        """``HTTPTransport.send``'s retry loop, sleeping with ``asyncio.sleep``."""
+        while True:
+            try:
+                response = await self._send_once(request, url, method, stream, t, verify, cert, proxy)
+            except RequestException as exc:
+                retry = retry_after_error(retry, request, method, url, exc)  # re-raises exc if it may not retry
+                wait = retry.get_backoff_time()
+            else:
+                step = retry_after_response(retry, request, method, url, response)
+                if step is None:
+                    return response
+                retry, wait = step
+                response.close()
+            wait = retry_wait(wait, t.deadline, request)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            request.rewind_body()
+
+    async def _send_once(
+        self,
+        request: PreparedRequest,
+        url: URL,
+        method: str,
+        stream: bool,
+        t: Timeout,
+        verify: TLSVerify,
+        cert: TLSCert,
+        proxy: str | None,
+    ) -> AsyncResponse:
+        https = url.scheme == "https"
+        key = pool_key(url, proxy, verify, cert)
         pool = self.pool
-        conn = await pool.acquire(key, t.pool)
+        try:
+            conn = await pool.acquire(key, t.pool)
+        except PoolTimeout as exc:
+            _attach(exc, request)
+            raise
         reused = conn is not None
         try:
             while True:
                 if conn is None:
-                    conn = await self._connect(url.host, url.port, https, t, verify, cert, key)
+                    conn = await self._connect(url, proxy, https, t, verify, cert, key, request.headers)
                     pool.opened += 1
                 stream_ = conn.stream
                 stream_.read_timeout = t.read
                 stream_.write_timeout = t.write
                 stream_.deadline = t.deadline
+                if proxy is None or https:
+                    target, wire = url.target, origin_headers(url, request.headers)
+                else:
+                    target, wire = proxy_request_head(url, request.headers, parse_proxy_url(proxy))
                 started = time.perf_counter()
                 try:
-                    await conn.send_request(method, url.target, origin_headers(url, request.headers), request.body)
+                    await conn.send_request(method, target, wire, request.body)
                     head = await conn.receive_response_head()
                 except (RemoteDisconnected, ConnectionError) as exc:
                     if reused and retry_on_new_connection(method, exc):
@@ -455,14 +611,56 @@ class AsyncHTTPTransport:
         return response
 
     async def _connect(
-        self, host: str, port: int, https: bool, t: Timeout, verify: TLSVerify, cert: TLSCert, key: Any
+        self,
+        url: URL,
+        proxy: str | None,
+        https: bool,
+        t: Timeout,
+        verify: TLSVerify,
+        cert: TLSCert,
+        key: Any,
+        headers: Headers | None = None,
     ) -> AsyncHTTPConnection:
+        context = origin_tls(https, verify, cert)
+        if proxy is None:
+            stream = await open_tcp_async(url.host, url.port, timeout=t.connect, tls=context, deadline=t.deadline)
+            return AsyncHTTPConnection(stream, key)
+        proxy_url = parse_proxy_url(proxy)
+        proxy_tls = client_context(verify, None) if proxy_url.scheme == "https" else None
         try:
-            context = client_context(verify, cert) if https else None
-        except OSError as exc:
-            raise SSLError(f"could not load the TLS settings: {exc}") from exc
-        stream = await open_tcp_async(host, port, timeout=t.connect, tls=context, deadline=t.deadline)
-        return AsyncHTTPConnection(stream, key)
+            stream = await open_tcp_async(
+                proxy_url.host, proxy_url.port, timeout=t.connect, tls=proxy_tls, deadline=t.deadline
+            )
+        except ConnectionError as exc:
+            proxy_unreachable(proxy_url, exc)
+        if not https:
+            return AsyncHTTPConnection(stream, key)
+        proxy_auth = headers.get("proxy-authorization") if headers is not None else None
+        return await self._tunnel(stream, url, proxy_url, context, t, key, proxy_auth)
+
+    async def _tunnel(
+        self,
+        stream: AsyncStream,
+        url: URL,
+        proxy_url: URL,
+        context: Any,
+        t: Timeout,
+        key: Any,
+        proxy_auth: str | None = None,
+    ) -> AsyncHTTPConnection:
+        """Open a CONNECT tunnel through the proxy (``tunnel_request_head``), then TLS to the origin inside it."""
+        tunnel = AsyncHTTPConnection(stream, key)
+        authority, headers = tunnel_request_head(url, proxy_url, proxy_auth)
+        stream.read_timeout = t.connect
+        stream.write_timeout = t.connect
+        try:
+            await tunnel.send_request("CONNECT", authority, headers, None)
+            check_tunnel(await tunnel.receive_response_head())
+            tls_stream = await stream.start_tls(context, url.host, timeout=t.connect)
+        except BaseException:
+            tunnel.close()
+            raise
+        return AsyncHTTPConnection(tls_stream, key)
 
 
 class _Setting:
@@ -490,7 +688,8 @@ class AsyncSession:
                 async for chunk in r.aiter_bytes():
                     ...
 
-    ``max_per_host`` and ``max_total`` bound the connections in use (see ``AsyncConnectionPool``).
+    ``max_per_host`` and ``max_total`` bound the connections in use (see ``AsyncConnectionPool``);
+    ``max_retries`` is what ``HTTPTransport`` takes (a ``Retry``, or a number of connection retries).
     ``timeout`` takes what ``Session`` takes; ``Timeout(total=...)`` bounds the whole call, redirects
     and auth rounds included (and, with ``stream=True``, the reading of the body too).
     """
@@ -508,10 +707,17 @@ class AsyncSession:
     max_redirects = _Setting()
     timeout = _Setting()
 
-    def __init__(self, *, timeout: TimeoutTypes = None, max_per_host: int = 10, max_total: int = 100) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: TimeoutTypes = None,
+        max_per_host: int = 10,
+        max_total: int = 100,
+        max_retries: Retry | int | None = 0,
+    ) -> None:
         self._core = Session(timeout=timeout)
         self._core.close()
-        self.transport = AsyncHTTPTransport(max_per_host, max_total)
+        self.transport = AsyncHTTPTransport(max_per_host, max_total, max_retries=max_retries)
 
     @property
     def pool(self) -> AsyncConnectionPool:
@@ -527,8 +733,8 @@ class AsyncSession:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled connections."""
-        self.transport.close()
+        """Close the pooled connections (and wait until they are closed)."""
+        await self.transport.aclose()
         self._core.close()
 
     # -- the verbs -------------------------------------------------------------------------------
@@ -686,10 +892,14 @@ class AsyncSession:
         t = settings.timeout
         if t.deadline is not None and time.monotonic() >= t.deadline:
             raise TotalTimeout("the total timeout ran out", request=request)
-        if settings.proxy_for(url):
-            raise NotImplementedError("AsyncSession does not support proxies yet; pass proxies={} to bypass them")
+        proxy = settings.proxy_for(url)
         response = await self.transport.send(
-            request, stream=settings.stream, timeout=t, verify=settings.verify, cert=settings.cert
+            request,
+            stream=settings.stream,
+            timeout=t,
+            verify=settings.verify,
+            cert=settings.cert,
+            proxies={"all": proxy} if proxy else None,
         )
         result = self._core._received(request, response)
         if not isinstance(result, AsyncResponse):

@@ -15,7 +15,7 @@ import io
 import itertools
 import json as _json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeAlias
 
 from wirekit.client._urls import URL, ParamsType, encode_params, prepare_url
@@ -326,7 +326,9 @@ def encode_body(data: Any, files: Any, json: Any) -> tuple[Any, str | None]:
         return encode_params(data), "application/x-www-form-urlencoded"
     if isinstance(data, Iterable):
         return data, None
-    raise TypeError(f"data must be bytes, str, a file, a mapping, pairs or an iterable of bytes, not {data!r}")
+    if hasattr(data, "__aiter__"):
+        return data, None  # an async iterator of bytes: AsyncSession sends it chunked
+    raise TypeError(f"data must be bytes, str, a file, a mapping, pairs or an (async) iterable of bytes, not {data!r}")
 
 
 def body_length(body: Any) -> int | None:
@@ -375,7 +377,7 @@ def body_length(body: Any) -> int | None:
     return None
 
 
-def iter_body(body: Any, chunk_size: int = 65536) -> Iterator[bytes]:
+def iter_body(body: Any, chunk_size: int = 65536) -> Generator[bytes, None, None]:
     """The bytes of a request body, in chunks, reading files as it goes."""
     if body is None:
         return
@@ -388,10 +390,17 @@ def iter_body(body: Any, chunk_size: int = 65536) -> Iterator[bytes]:
     elif hasattr(body, "read"):
         while chunk := body.read(chunk_size):
             yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+    elif hasattr(body, "__aiter__") and not hasattr(body, "__iter__"):
+        raise TypeError(f"an async iterator body needs AsyncSession; Session cannot send {body!r}")
     else:
         for chunk in body:
             if chunk:
-                yield chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+                yield chunk_bytes(chunk)
+
+
+def chunk_bytes(chunk: Any) -> bytes:
+    """A chunk of an iterator body as bytes (``str`` is encoded as UTF-8); sync and async bodies share it."""
+    return chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
 
 
 class BodySource(Protocol):

@@ -4,14 +4,19 @@
 directly, through an HTTP proxy (absolute-form) or through a CONNECT tunnel for HTTPS, and retries as its
 ``Retry`` says. Custom transports subclass ``BaseTransport`` and implement ``send`` with requests'
 signature, so requests-style adapters mount unchanged.
+
+The decisions about a request are functions here that ``HTTPTransport`` and the asyncio
+``AsyncHTTPTransport`` both call, so each exists once and only the I/O differs: the pool key, the proxy
+for a URL and its parsing, the absolute-form request to an HTTP proxy, the CONNECT request and the check of
+its answer, and each step of the retry loop (``retry_after_error``, ``retry_after_response``, ``retry_wait``).
 """
 
 from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, NoReturn
 
 from wirekit.client._auth import basic_auth_header
 from wirekit.client._connection import HTTPConnection
@@ -139,40 +144,30 @@ class HTTPTransport(BaseTransport):
         if url.scheme not in {"http", "https"}:
             raise InvalidSchema(f"No connection adapters were found for {request.url!r}", request=request)
         t = Timeout.from_value(timeout).started()
-        proxy = None
-        if proxies:
-            from wirekit.client._environment import select_proxy
-
-            proxy = select_proxy(url.url, proxies)
-            if proxy is not None and "://" not in proxy:
-                proxy = f"http://{proxy}"  # requests' prepend_scheme_if_needed: "host:port" is an HTTP proxy
+        proxy = transport_proxy(url, proxies)
         retry = self.max_retries
         method = request.method or "GET"
+        if no_retries(retry):
+            try:
+                return self._send_once(request, url, method, stream, t, verify, cert, proxy)
+            except RequestException as exc:
+                _attach(exc, request)
+                raise
         while True:
             try:
                 response = self._send_once(request, url, method, stream, t, verify, cert, proxy)
             except RequestException as exc:
-                _attach(exc, request)
-                if isinstance(exc, ContentDecodingError | TotalTimeout) or retry.total == 0:
-                    raise
-                retry = retry.increment(method, url.url, error=exc)  # re-raises exc when it may not retry
+                retry = retry_after_error(retry, request, method, url, exc)  # re-raises exc if it may not retry
+                wait = retry.get_backoff_time()
             else:
-                if not retry.is_retry(method, response.status_code, "retry-after" in response.headers):
+                step = retry_after_response(retry, request, method, url, response)
+                if step is None:
                     return response
-                try:
-                    retry = retry.increment(method, url.url, response_status=response.status_code)
-                except RetryError as exc:
-                    if retry.raise_on_status:
-                        exc.request = request
-                        exc.response = response
-                        raise
-                    return response
-                wait = retry.sleep_time(response.headers.get("retry-after"))
+                retry, wait = step
                 response.close()
-                _sleep(wait, t.deadline)
-                request.rewind_body()
-                continue
-            _sleep(retry.get_backoff_time(), t.deadline)
+            wait = retry_wait(wait, t.deadline, request)
+            if wait > 0:
+                time.sleep(wait)
             request.rewind_body()
 
     def _send_once(
@@ -187,7 +182,7 @@ class HTTPTransport(BaseTransport):
         proxy: str | None,
     ) -> Response:
         https = url.scheme == "https"
-        key = (url.scheme, url.host, url.port, proxy, tls_key(verify, cert) if https else None)
+        key = pool_key(url, proxy, verify, cert)
         pool = self._pool
         conn = pool.acquire(key, t.pool)
         reused = conn is not None
@@ -200,23 +195,10 @@ class HTTPTransport(BaseTransport):
                 stream_.read_timeout = t.read
                 stream_.write_timeout = t.write
                 stream_.deadline = t.deadline
-                headers = request.headers
-                wire = Headers.__new__(Headers)
-                if proxy is not None and not https:
-                    target = url.url.split("#", 1)[0]
-                    if url.username:  # userinfo never goes on the wire in the request-target
-                        target = f"{url.scheme}://{url.host_header}{url.target}"
-                    store = {"host": ["Host", url.host_header], **headers._store}
-                    proxy_url = parse_url(proxy)
-                    if proxy_url.username and "proxy-authorization" not in store:
-                        store["proxy-authorization"] = [
-                            "Proxy-Authorization",
-                            basic_auth_header(proxy_url.username, proxy_url.password),
-                        ]
-                    wire._store = store
+                if proxy is None or https:
+                    target, wire = url.target, origin_headers(url, request.headers)
                 else:
-                    target = url.target
-                    wire = origin_headers(url, headers)
+                    target, wire = proxy_request_head(url, request.headers, parse_proxy_url(proxy))
                 started = time.perf_counter()
                 try:
                     conn.send_request(method, target, wire, request.body)
@@ -264,26 +246,16 @@ class HTTPTransport(BaseTransport):
         key: Any,
         headers: Headers | None = None,
     ) -> HTTPConnection:
-        try:
-            context = client_context(verify, cert) if https else None
-        except OSError as exc:
-            raise SSLError(f"could not load the TLS settings: {exc}") from exc
+        context = origin_tls(https, verify, cert)
         if proxy is None:
             stream = open_tcp(url.host, url.port, timeout=t.connect, tls=context, deadline=t.deadline)
             return HTTPConnection(stream, key)
-        try:
-            proxy_url = parse_url(proxy if "://" in proxy else f"http://{proxy}")
-        except InvalidURL as exc:
-            raise InvalidProxyURL(f"invalid proxy URL {proxy!r}: {exc}") from exc
-        if proxy_url.scheme not in ("http", "https"):
-            raise InvalidProxyURL(f"unsupported proxy scheme {proxy_url.scheme!r} in {proxy!r}")
+        proxy_url = parse_proxy_url(proxy)
         proxy_tls = client_context(verify, None) if proxy_url.scheme == "https" else None
         try:
             stream = open_tcp(proxy_url.host, proxy_url.port, timeout=t.connect, tls=proxy_tls, deadline=t.deadline)
-        except ConnectTimeout:
-            raise
         except ConnectionError as exc:
-            raise ProxyError(f"could not connect to the proxy {proxy_url.host_header}: {exc}") from exc
+            proxy_unreachable(proxy_url, exc)
         if not https:
             return HTTPConnection(stream, key)
         proxy_auth = headers.get("proxy-authorization") if headers is not None else None
@@ -292,38 +264,163 @@ class HTTPTransport(BaseTransport):
     def _tunnel(
         self, stream: Any, url: URL, proxy_url: URL, context: Any, t: Timeout, key: Any, proxy_auth: str | None = None
     ) -> HTTPConnection:
-        """Open a CONNECT tunnel through the proxy, then TLS to the origin inside it.
-
-        Proxy credentials (from the proxy URL, else a Proxy-Authorization header of the request, as
-        ``HTTPProxyAuth`` sets) go in the CONNECT request only, never in the request to the origin
-        (requests' CVE-2023-32681 leaked them there).
-        """
+        """Open a CONNECT tunnel through the proxy (``tunnel_request_head``), then TLS to the origin inside it."""
         tunnel = HTTPConnection(stream, key)
-        authority = url.host_header if url.port != 443 else f"{url.host_header}:443"
-        if ":" not in authority.rsplit("]", 1)[-1]:
-            authority = f"{authority}:{url.port}"
-        headers = Headers({"Host": authority})
-        if proxy_url.username:
-            headers["Proxy-Authorization"] = basic_auth_header(proxy_url.username, proxy_url.password)
-        elif proxy_auth:
-            headers["Proxy-Authorization"] = proxy_auth
+        authority, headers = tunnel_request_head(url, proxy_url, proxy_auth)
         stream.read_timeout = t.connect
         stream.write_timeout = t.connect
         try:
             tunnel.send_request("CONNECT", authority, headers, None)
-            head = tunnel.receive_response_head()
+            check_tunnel(tunnel.receive_response_head())
         except BaseException:
             stream.close()
             raise
-        if not 200 <= head.status_code < 300:
-            stream.close()
-            raise ProxyError(f"the proxy refused the tunnel: {head.status_code} {head.reason}")
         tls_stream = stream.start_tls(context, url.host, timeout=t.connect)
         return HTTPConnection(tls_stream, key)
 
 
 HTTPAdapter = HTTPTransport
 """requests' name for the HTTP transport."""
+
+
+# -- the decisions both transports make: the sync and the async one differ only in the I/O ------------------
+
+
+def transport_proxy(url: URL, proxies: Mapping[str, str] | None) -> str | None:
+    """The proxy for ``url`` in a transport's ``proxies`` mapping (requests' ``select_proxy``), or None.
+
+    A proxy given as ``host:port`` is an HTTP proxy (requests' ``prepend_scheme_if_needed``).
+    """
+    if not proxies:
+        return None
+    from wirekit.client._environment import select_proxy
+
+    proxy = select_proxy(url.url, proxies)
+    if proxy is not None and "://" not in proxy:
+        proxy = f"http://{proxy}"
+    return proxy
+
+
+def pool_key(url: URL, proxy: str | None, verify: TLSVerify, cert: TLSCert) -> tuple[Any, ...]:
+    """What makes two connections different: scheme, host, port, proxy and, for HTTPS, the TLS settings."""
+    https = url.scheme == "https"
+    return (url.scheme, url.host, url.port, proxy, tls_key(verify, cert) if https else None)
+
+
+def origin_tls(https: bool, verify: TLSVerify, cert: TLSCert) -> Any:
+    """The TLS context for the origin (None for plain HTTP); ``SSLError`` when the settings cannot be loaded."""
+    if not https:
+        return None
+    try:
+        return client_context(verify, cert)
+    except OSError as exc:
+        raise SSLError(f"could not load the TLS settings: {exc}") from exc
+
+
+def parse_proxy_url(proxy: str) -> URL:
+    """The parsed proxy URL (``host:port`` means ``http://host:port``); ``InvalidProxyURL`` when it is not one."""
+    try:
+        proxy_url = parse_url(proxy if "://" in proxy else f"http://{proxy}")
+    except InvalidURL as exc:
+        raise InvalidProxyURL(f"invalid proxy URL {proxy!r}: {exc}") from exc
+    if proxy_url.scheme not in ("http", "https"):
+        raise InvalidProxyURL(f"unsupported proxy scheme {proxy_url.scheme!r} in {proxy!r}")
+    return proxy_url
+
+
+def proxy_unreachable(proxy_url: URL, exc: ConnectionError) -> NoReturn:
+    """Raise the error for a failed connection to the proxy: ``ProxyError``, but a ``ConnectTimeout`` stays one
+    (call it in the ``except`` clause that caught ``exc``)."""
+    if isinstance(exc, ConnectTimeout):
+        raise exc
+    raise ProxyError(f"could not connect to the proxy {proxy_url.host_header}: {exc}") from exc
+
+
+def proxy_request_head(url: URL, headers: Headers, proxy_url: URL) -> tuple[str, Headers]:
+    """The request-target and headers of a request sent through an HTTP proxy (not a tunnel).
+
+    The target is in absolute-form (RFC 9112 3.2.2), without the fragment and without userinfo; Host comes
+    first; the proxy URL's credentials become a Proxy-Authorization header, unless the request has one
+    (``HTTPProxyAuth``).
+    """
+    target = url.url.split("#", 1)[0]
+    if url.username:  # userinfo never goes on the wire in the request-target
+        target = f"{url.scheme}://{url.host_header}{url.target}"
+    store = {"host": ["Host", url.host_header], **headers._store}
+    if proxy_url.username and "proxy-authorization" not in store:
+        store["proxy-authorization"] = [
+            "Proxy-Authorization",
+            basic_auth_header(proxy_url.username, proxy_url.password),
+        ]
+    wire = Headers.__new__(Headers)
+    wire._store = store
+    return target, wire
+
+
+def tunnel_request_head(url: URL, proxy_url: URL, proxy_auth: str | None = None) -> tuple[str, Headers]:
+    """The authority (``host:port``) and headers of the CONNECT request that opens a tunnel to ``url``'s origin.
+
+    Proxy credentials (from the proxy URL, else a Proxy-Authorization header of the request, as
+    ``HTTPProxyAuth`` sets) go in the CONNECT request only, never in the request to the origin
+    (requests' CVE-2023-32681 leaked them there).
+    """
+    authority = url.host_header if url.port != 443 else f"{url.host_header}:443"
+    if ":" not in authority.rsplit("]", 1)[-1]:
+        authority = f"{authority}:{url.port}"
+    headers = Headers({"Host": authority})
+    if proxy_url.username:
+        headers["Proxy-Authorization"] = basic_auth_header(proxy_url.username, proxy_url.password)
+    elif proxy_auth:
+        headers["Proxy-Authorization"] = proxy_auth
+    return authority, headers
+
+
+def check_tunnel(head: Any) -> None:
+    """Raise ``ProxyError`` unless the answer to CONNECT is a 2xx (the tunnel is open)."""
+    if not 200 <= head.status_code < 300:
+        raise ProxyError(f"the proxy refused the tunnel: {head.status_code} {head.reason}")
+
+
+def no_retries(retry: Retry) -> bool:
+    """Whether ``retry`` never sends a request twice (requests' default): then one attempt, no bookkeeping.
+
+    True exactly when the retry loop would make one attempt and return its response or raise its error.
+    """
+    return retry.total == 0 and not retry.status_forcelist
+
+
+def retry_after_error(retry: Retry, request: PreparedRequest, method: str, url: URL, exc: RequestException) -> Retry:
+    """After an attempt failed with ``exc``: the ``Retry`` to go on with; ``exc`` re-raised if it may not retry."""
+    _attach(exc, request)
+    if isinstance(exc, ContentDecodingError | TotalTimeout) or retry.total == 0:
+        raise exc
+    return retry.increment(method, url.url, error=exc)
+
+
+def retry_after_response(
+    retry: Retry, request: PreparedRequest, method: str, url: URL, response: Response
+) -> tuple[Retry, float] | None:
+    """After an attempt got ``response``: None to return it; else the ``Retry`` to go on with and the seconds
+    to wait first (``Retry-After`` or the backoff). ``RetryError`` carrying the response when the status
+    retries ran out and ``raise_on_status`` says to raise."""
+    if not retry.is_retry(method, response.status_code, "retry-after" in response.headers):
+        return None
+    try:
+        retry = retry.increment(method, url.url, response_status=response.status_code)
+    except RetryError as exc:
+        if retry.raise_on_status:
+            exc.request = request
+            exc.response = response
+            raise
+        return None
+    return retry, retry.sleep_time(response.headers.get("retry-after"))
+
+
+def retry_wait(seconds: float, deadline: float | None, request: PreparedRequest | None = None) -> float:
+    """``seconds`` to sleep before the next attempt; ``TotalTimeout`` when the total would run out first."""
+    if seconds > 0 and deadline is not None and deadline - time.monotonic() <= seconds:
+        raise TotalTimeout("the total timeout would run out while waiting to retry", request=request)
+    return seconds
 
 
 def origin_headers(url: URL, headers: Headers) -> Headers:
@@ -374,16 +471,6 @@ def _attach(exc: RequestException, request: PreparedRequest, response: Response 
         exc.request = request
     if response is not None and getattr(exc, "response", None) is None:
         exc.response = response
-
-
-def _sleep(seconds: float, deadline: float | None) -> None:
-    if seconds <= 0:
-        return
-    if deadline is not None:
-        remaining = deadline - time.monotonic()
-        if remaining <= seconds:
-            raise TotalTimeout("the total timeout would run out while waiting to retry")
-    time.sleep(seconds)
 
 
 def _decode(body: bytes, response: Response) -> bytes:

@@ -3,6 +3,7 @@
 ::
 
     wirekit get URL [options]            GET; the body goes to stdout, byte for byte
+    wirekit get --parallel N FILE        GET every URL of FILE, N at a time; one line per URL on stdout
     wirekit post URL --json name=bob     also put, patch, delete, head (one shared implementation)
     wirekit rpc URL METHOD [ARG ...]     an XML-RPC call (--json-rpc: JSON-RPC); the result as JSON
     wirekit rpc serve MODULE:FUNCTION    serve Python functions over XML-RPC and JSON-RPC
@@ -21,6 +22,9 @@ Exit status
 130   interrupted (Ctrl-C)
 ====  ==============================================================================================
 
+``wirekit get --parallel`` exits with the worst of its URLs: 1 if one got no response, else 5 if one got
+a 5xx, else 4 if one got a 4xx, else 0.
+
 Adding a subcommand
 ===================
 
@@ -36,14 +40,18 @@ exit status 1 (``InvalidURL`` and ``InvalidHeader``: status 2). Import what only
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import IO, Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from wirekit.client import GetResult
 
 __all__ = ["SUBCOMMANDS", "Subcommand", "UsageError", "build_parser", "main"]
 
@@ -92,9 +100,38 @@ exit status: 0 for 1xx/2xx/3xx, 4 for 4xx, 5 for 5xx, 1 for network errors, 2 fo
 """
 
 
-def configure_request(parser: argparse.ArgumentParser) -> None:
-    """The options shared by get, post, put, patch, delete and head."""
-    parser.add_argument("url", help="the URL to request (http:// or https://)")
+_PARALLEL_EPILOG = """
+parallel (wirekit get --parallel N FILE):
+  GETs every URL of FILE (one a line; blank lines and lines starting with # are skipped; - reads stdin),
+  N at a time. One line per URL on stdout as each completes, tab-separated:
+      STATUS  MILLISECONDS  BYTES  URL        e.g.  200  12.3  5120  https://example.com/
+  For a URL that got no response, STATUS is the exception's name (ConnectionError, ReadTimeout, ...) and
+  BYTES is -; a line on stderr gives the message. On stderr: a progress bar when it is a terminal
+  (--progress: always), then a summary. -H, -u, --timeout (default 30), -k, --cacert, --no-redirects and
+  -v apply to every request; bodies are counted, not kept. Exit status: 1 if a URL got no response, else
+  5 if one got a 5xx, else 4 if one got a 4xx, else 0.
+"""
+
+
+def configure_get(parser: argparse.ArgumentParser) -> None:
+    """``get``: the shared request options, and ``--parallel N FILE``."""
+    configure_request(parser, parallel=True)
+
+
+def configure_request(parser: argparse.ArgumentParser, *, parallel: bool = False) -> None:
+    """The options shared by get, post, put, patch, delete and head (``parallel``: also ``--parallel``)."""
+    if parallel:
+        parser.add_argument(
+            "url", metavar="URL|FILE", help="the URL to request (http:// or https://); with --parallel: a file of URLs"
+        )
+        parser.add_argument(
+            "--parallel",
+            type=_positive_int,
+            metavar="N",
+            help="GET every URL listed in FILE (- for stdin), N at a time (see below)",
+        )
+    else:
+        parser.add_argument("url", help="the URL to request (http:// or https://)")
     parser.add_argument(
         "-H",
         "--header",
@@ -116,7 +153,7 @@ def configure_request(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress",
         action="store_true",
-        help="with -o, draw the progress bar on stderr even when stderr is not a terminal",
+        help="with -o (or --parallel), draw the progress bar on stderr even when stderr is not a terminal",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="print request and response heads on stderr")
     parser.add_argument(
@@ -200,13 +237,12 @@ def read_data(value: str) -> bytes:
 
 def run_request(args: argparse.Namespace) -> int:
     """Send one request as the options say; write the body to stdout or ``--output``."""
+    if getattr(args, "parallel", None) is not None:
+        return run_parallel(args)
     import wirekit
 
     method: str = args.command.upper()
-    headers: dict[str, str | None] = {}
-    for text in args.header:
-        name, value = parse_header(text)
-        headers[name] = value
+    headers = _headers(args)
     has_content_type = any(name.lower() == "content-type" for name in headers)
     kwargs: dict[str, Any] = {}
     if args.json is not None:
@@ -215,21 +251,7 @@ def run_request(args: argparse.Namespace) -> int:
         kwargs["data"] = read_data(args.data)
         if not has_content_type:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-    if args.user is not None:
-        user, colon, password = args.user.partition(":")
-        if not colon:
-            password = getpass.getpass(f"password for {user}: ")
-        kwargs["auth"] = (user, password)
-    if args.insecure:
-        kwargs["verify"] = False
-    elif args.cacert is not None:
-        if not os.path.exists(args.cacert):
-            raise UsageError(f"--cacert {args.cacert}: no such file or directory")
-        kwargs["verify"] = args.cacert
-    if args.proxy is not None:
-        kwargs["proxies"] = {"http": args.proxy, "https": args.proxy}
-    if args.timeout is not None:
-        kwargs["timeout"] = args.timeout
+    kwargs.update(_connection_options(args))
 
     err = sys.stderr
     with wirekit.Session(cache=args.cache) as session:
@@ -257,6 +279,36 @@ def run_request(args: argparse.Namespace) -> int:
                     out.write(chunk)
                 out.flush()
     return exit_status(response.status_code)
+
+
+def _headers(args: argparse.Namespace) -> dict[str, str | None]:
+    """The ``-H`` headers (a None value removes a default header)."""
+    headers: dict[str, str | None] = {}
+    for text in args.header:
+        name, value = parse_header(text)
+        headers[name] = value
+    return headers
+
+
+def _connection_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The request arguments from ``-u``, ``-k``, ``--cacert``, ``--proxy`` and ``--timeout``."""
+    kwargs: dict[str, Any] = {}
+    if args.user is not None:
+        user, colon, password = args.user.partition(":")
+        if not colon:
+            password = getpass.getpass(f"password for {user}: ")
+        kwargs["auth"] = (user, password)
+    if args.insecure:
+        kwargs["verify"] = False
+    elif args.cacert is not None:
+        if not os.path.exists(args.cacert):
+            raise UsageError(f"--cacert {args.cacert}: no such file or directory")
+        kwargs["verify"] = args.cacert
+    if args.proxy is not None:
+        kwargs["proxies"] = {"http": args.proxy, "https": args.proxy}
+    if args.timeout is not None:
+        kwargs["timeout"] = args.timeout
+    return kwargs
 
 
 def exit_status(status_code: int) -> int:
@@ -375,6 +427,200 @@ def _verbose_hook(stream: IO[str]) -> Callable[..., None]:
         stream.flush()
 
     return hook
+
+
+# -- get --parallel ---------------------------------------------------------------------------------------
+
+_PARALLEL_EXCLUDED = (("json", "--json"), ("data", "--data"), ("output", "--output"), ("cache", "--cache"))
+
+
+def run_parallel(args: argparse.Namespace) -> int:
+    """``wirekit get --parallel N FILE``: GET every URL of FILE, N at a time, one line per URL on stdout."""
+    import asyncio
+
+    for attr, option in _PARALLEL_EXCLUDED:
+        if getattr(args, attr) is not None:
+            raise UsageError(f"{option} does not go with --parallel")
+    if args.proxy is not None:
+        raise UsageError("--proxy does not go with --parallel (the async client has no proxy support yet)")
+    kwargs: dict[str, Any] = {"headers": _headers(args), "allow_redirects": not args.no_redirects}
+    kwargs.update(_connection_options(args))
+    err = sys.stderr
+    if args.verbose:
+        kwargs["hooks"] = {"response": [_verbose_hook(err)]}
+    show = args.progress or (err.isatty() and not args.verbose)  # -v lines and a bar would garble each other
+    with _open_url_list(args.url) as (urls, total):
+        report = ParallelReport(sys.stdout, err, total, CountProgress(err, total) if show else None)
+        try:
+            asyncio.run(_fetch_all(urls, args.parallel, kwargs, report))
+        except KeyboardInterrupt:
+            report.finish(interrupted=True)
+            raise
+        report.finish()
+    return report.exit_status()
+
+
+async def _fetch_all(urls: Iterable[str], concurrency: int, kwargs: dict[str, Any], report: ParallelReport) -> None:
+    from contextlib import aclosing
+
+    from wirekit.client import iter_get
+
+    report.start()
+    async with aclosing(iter_get(urls, concurrency=concurrency, keep_body=False, **kwargs)) as results:
+        async for result in results:
+            report.add(result)
+
+
+@contextlib.contextmanager
+def _open_url_list(path: str) -> Iterator[tuple[Iterable[str], int]]:
+    """The URLs of a ``--parallel`` file (or stdin for ``-``) and how many there are.
+
+    A file is read twice, once to count and check it and once as the requests go, so that a long list is
+    not held in memory; standard input is read whole first.
+    """
+    if path == "-":
+        try:
+            text = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"standard input is not UTF-8 text: {exc}") from None
+        urls = list(_urls_in(text.splitlines()))
+        yield urls, len(urls)
+        return
+    try:
+        f = open(path, encoding="utf-8")  # noqa: SIM115  (closed below, after the requests)
+    except OSError as exc:
+        hint = " (--parallel takes a file of URLs, one a line)" if "://" in path else ""
+        raise UsageError(f"{path}: {exc.strerror or exc}{hint}") from None
+    with f:
+        try:
+            total = sum(1 for _ in _urls_in(f))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
+        f.seek(0)
+        yield _urls_in(f), total
+
+
+def _urls_in(lines: Iterable[str]) -> Iterator[str]:
+    """The URLs among ``lines``: stripped, without blank lines and ``#`` comment lines."""
+    for line in lines:
+        url = line.strip()
+        if url and not url.startswith("#"):
+            yield url
+
+
+class ParallelReport:
+    """What ``get --parallel`` shows: a line per URL on ``out``, error details, the progress bar and the
+    summary on ``err``; and the exit status (the worst outcome)."""
+
+    _RANK = {EXIT_OK: 0, EXIT_CLIENT_ERROR: 1, EXIT_SERVER_ERROR: 2, EXIT_NETWORK: 3}
+
+    def __init__(self, out: IO[str], err: IO[str], total: int, bar: CountProgress | None) -> None:
+        self._out = out
+        self._err = err
+        self._total = total
+        self._bar = bar
+        # a stdout line on the bar's terminal must clear the bar first, or it lands behind it
+        self._shared_terminal = bar is not None and out.isatty() and err.isatty()
+        self._started = time.monotonic()
+        self.done = 0
+        self.ok = 0
+        self.failed = 0
+        self._worst = EXIT_OK
+
+    def start(self) -> None:
+        """Start the clock and draw the empty bar."""
+        self._started = time.monotonic()
+        if self._bar is not None:
+            self._bar.update(0, 0)
+
+    def add(self, result: GetResult) -> None:
+        """Report one ``GetResult``."""
+        response, error = result.response, result.error
+        self.done += 1
+        if response is not None:
+            status = exit_status(response.status_code)
+            outcome, size = str(response.status_code), str(result.size)
+        else:
+            status = EXIT_NETWORK
+            outcome, size = type(error).__name__, "-"
+        if status == EXIT_OK:
+            self.ok += 1
+        else:
+            self.failed += 1
+        if self._RANK[status] > self._RANK[self._worst]:
+            self._worst = status
+        bar = self._bar
+        if bar is not None and (self._shared_terminal or error is not None):
+            bar.clear()
+        self._out.write(f"{outcome}\t{result.elapsed * 1000:.1f}\t{size}\t{result.url}\n")
+        self._out.flush()
+        if error is not None:
+            self._err.write(f"wirekit: {result.url}: {type(error).__name__}: {_one_line(error)}\n")
+            self._err.flush()
+        if bar is not None:
+            bar.update(self.done, self.failed)
+
+    def finish(self, *, interrupted: bool = False) -> None:
+        """Close the bar and print the summary line on ``err``."""
+        if self._bar is not None:
+            self._bar.finish()
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        head = f"interrupted after {self.done} of {self._total} URLs" if interrupted else f"{self.done} URLs"
+        self._err.write(
+            f"{head}: {self.ok} ok, {self.failed} failed in {elapsed:.2f} s ({self.done / elapsed:.1f} requests/s)\n"
+        )
+        self._err.flush()
+
+    def exit_status(self) -> int:
+        """1 if a URL got no response, else 5 if one got a 5xx, else 4 if one got a 4xx, else 0."""
+        return self._worst
+
+
+class CountProgress:
+    """A one-line progress bar for many requests: ``[#####      ]  523/10000  812 req/s  3 failed``."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: IO[str], total: int) -> None:
+        self._stream = stream
+        self._total = total
+        self._started = time.monotonic()
+        self._last_draw = 0.0
+        self._done = 0
+        self._failed = 0
+        self._drawn = False
+
+    def update(self, done: int, failed: int) -> None:
+        """Record the counts; redraw when the bar is not shown or was drawn long enough ago."""
+        self._done, self._failed = done, failed
+        now = time.monotonic()
+        if not self._drawn or now - self._last_draw >= PROGRESS_INTERVAL:
+            self._draw(now)
+
+    def clear(self) -> None:
+        """Erase the bar, so that another line can be written where it was."""
+        if self._drawn:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._drawn = False
+
+    def finish(self) -> None:
+        """Draw the final counts and end the line."""
+        self._draw(time.monotonic())
+        self._stream.write("\n")
+        self._stream.flush()
+        self._drawn = False
+
+    def _draw(self, now: float) -> None:
+        self._last_draw = now
+        rate = self._done / max(now - self._started, 1e-6)
+        fraction = min(self._done / self._total, 1.0) if self._total else 1.0
+        filled = int(fraction * self.WIDTH)
+        bar = "#" * filled + " " * (self.WIDTH - filled)
+        failed = f"  {self._failed} failed" if self._failed else ""
+        self._stream.write(f"\r[{bar}] {self._done}/{self._total}  {rate:.0f} req/s{failed}\x1b[K")
+        self._stream.flush()
+        self._drawn = True
 
 
 # -- demo --------------------------------------------------------------------------------------------------
@@ -708,6 +954,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         name: Subcommand(f"send a {name.upper()} request and print the body", configure_request, _REQUEST_EPILOG)
         for name in HTTP_METHODS
     },
+    "get": Subcommand(
+        "send a GET request and print the body (--parallel: GET a list of URLs)",
+        configure_get,
+        _REQUEST_EPILOG + _PARALLEL_EPILOG,
+    ),
     "head": Subcommand("send a HEAD request and print the response head", configure_request, _REQUEST_EPILOG),
     "serve": Subcommand("serve the files of a directory over HTTP", configure_serve, _SERVE_EPILOG),
     "proxy": Subcommand(

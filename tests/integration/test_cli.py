@@ -223,6 +223,15 @@ def test_read_timeout_exits_1(stdlib_http_server: Endpoint) -> None:
         ("rpc", "serve", "no_such_module_for_wirekit:f"),
         ("rpc", "serve", "os.path"),
         ("rpc", "serve", "os.path:sep"),
+        ("get", "--parallel", "0", "urls.txt"),
+        ("get", "--parallel", "2", "/nonexistent/urls.txt"),
+        ("get", "--parallel", "2", "http://127.0.0.1/"),
+        ("get", "--parallel", "2", "-", "--data", "x"),
+        ("get", "--parallel", "2", "-", "--json", "a=1"),
+        ("get", "--parallel", "2", "-", "-o", "out.bin"),
+        ("get", "--parallel", "2", "-", "--cache"),
+        ("get", "--parallel", "2", "-", "--proxy", "http://127.0.0.1:1"),
+        ("post", "--parallel", "2", "-"),
     ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
@@ -238,6 +247,142 @@ def test_help_lists_the_subcommands() -> None:
     assert result.returncode == 0
     for name in ("get", "post", "put", "patch", "delete", "head", "rpc", "demo"):
         assert f"    {name} ".encode() in result.stdout
+
+
+# -- get --parallel --------------------------------------------------------------------------------------------
+
+
+def _url_file(tmp_path: Path, urls: list[str]) -> str:
+    """A --parallel file: the URLs, with a comment and blank lines around them (which are skipped)."""
+    path = tmp_path / "urls.txt"
+    path.write_text("# fetched by the test\n\n" + "\n\n".join(urls) + "\n  # the end\n", encoding="utf-8")
+    return str(path)
+
+
+def _rows(result: subprocess.CompletedProcess[bytes]) -> dict[str, list[str]]:
+    """stdout of --parallel: URL -> [status or error, ms, bytes]; every line has exactly four fields."""
+    rows = [line.split("\t") for line in result.stdout.decode().splitlines()]
+    assert all(len(row) == 4 for row in rows), rows
+    for row in rows:
+        assert float(row[1]) >= 0
+    return {row[3]: row[:3] for row in rows}
+
+
+def test_parallel_prints_a_line_per_url(stdlib_http_server: Endpoint, tmp_path: Path) -> None:
+    base = stdlib_http_server.url
+    urls = [f"{base}/hello", f"{base}/status/204", f"{base}/redirect/2", f"{base}/chunked", f"{base}/hello?again"]
+    result = wirekit_cli("get", "--parallel", "4", _url_file(tmp_path, urls))
+    assert result.returncode == 0, result.stderr
+    rows = _rows(result)
+    assert sorted(rows) == sorted(urls)
+    assert rows[f"{base}/hello"][::2] == ["200", "13"]
+    assert rows[f"{base}/status/204"][::2] == ["204", "0"]
+    assert rows[f"{base}/redirect/2"][::2] == ["200", "13"]  # redirects followed
+    assert rows[f"{base}/chunked"][::2] == ["200", "13"]
+    err = result.stderr.decode()
+    assert re.fullmatch(r"5 URLs: 5 ok, 0 failed in \d+\.\d\d s \(\d+\.\d requests/s\)\n", err), err
+    assert "\r" not in err  # no progress bar: stderr is not a terminal
+
+
+def test_parallel_exit_status_is_the_worst_outcome(
+    stdlib_http_server: Endpoint, closed_port: Endpoint, tmp_path: Path
+) -> None:
+    base = stdlib_http_server.url
+    ok, missing, broken, refused = f"{base}/hello", f"{base}/status/404", f"{base}/status/503", f"{closed_port.url}/"
+    with_404 = wirekit_cli("get", "--parallel", "4", _url_file(tmp_path, [ok, missing, ok + "?2"]))
+    assert with_404.returncode == 4, with_404.stderr
+    assert _rows(with_404)[missing][::2] == ["404", "0"]
+    assert b"3 URLs: 2 ok, 1 failed in " in with_404.stderr
+
+    assert wirekit_cli("get", "--parallel", "4", _url_file(tmp_path, [ok, missing, broken])).returncode == 5
+
+    result = wirekit_cli("get", "--parallel", "4", _url_file(tmp_path, [ok, missing, broken, refused, "not a url"]))
+    assert result.returncode == 1, result.stderr
+    rows = _rows(result)
+    assert rows[refused][::2] == ["ConnectionError", "-"]
+    assert rows["not a url"][::2] == ["MissingSchema", "-"]
+    err = result.stderr.decode()
+    assert f"wirekit: {refused}: ConnectionError: " in err  # the details on stderr, one line each
+    assert "wirekit: not a url: MissingSchema: " in err
+    assert "5 URLs: 1 ok, 4 failed in " in err
+    _no_traceback(result)
+
+
+def _cli_with_stdin(stdin: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-m", "wirekit", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=30,
+        env=_env(),
+        check=False,
+    )
+
+
+def test_parallel_reads_stdin_and_applies_the_request_options(
+    httpbin_server: Endpoint, stdlib_http_server: Endpoint
+) -> None:
+    bearer = f"{httpbin_server.url}/bearer"
+    anonymous = _cli_with_stdin(f"{bearer}\n".encode(), "get", "--parallel", "2", "-")
+    assert anonymous.returncode == 4, anonymous.stderr
+    assert _rows(anonymous)[bearer][0] == "401"
+    token = _cli_with_stdin(f"{bearer}\n".encode(), "get", "--parallel", "2", "-", "-H", "Authorization: Bearer t")
+    assert token.returncode == 0, token.stderr
+    assert _rows(token)[bearer][0] == "200"
+
+    auth, redirect = f"{httpbin_server.url}/basic-auth/ann/secret", f"{stdlib_http_server.url}/redirect/1"
+    slow = f"{stdlib_http_server.url}/slow?delay=5"
+    stdin = f"{auth}\n{redirect}\n{slow}\n".encode()
+    result = _cli_with_stdin(
+        stdin, "get", "--parallel", "3", "-", "-u", "ann:secret", "--no-redirects", "--timeout", "0.5"
+    )
+    assert result.returncode == 1, result.stderr
+    rows = _rows(result)
+    assert rows[auth][0] == "200"
+    assert rows[redirect][0] == "302"
+    assert rows[slow][::2] == ["ReadTimeout", "-"]
+
+
+def test_parallel_progress_bar(stdlib_http_server: Endpoint, tmp_path: Path) -> None:
+    urls = [f"{stdlib_http_server.url}/hello?{i}" for i in range(3)] + [f"{stdlib_http_server.url}/status/404"]
+    result = wirekit_cli("get", "--parallel", "2", _url_file(tmp_path, urls), "--progress")
+    assert result.returncode == 4, result.stderr
+    err = result.stderr.decode()
+    assert "\r[                        ] 0/4  " in err
+    assert "\r[########################] 4/4  " in err
+    assert re.search(r"\] 4/4  \d+ req/s  1 failed\x1b\[K\n4 URLs: 3 ok, 1 failed in ", err), err
+
+
+def test_parallel_ctrl_c_stops_at_once(stdlib_http_server: Endpoint, tmp_path: Path) -> None:
+    urls = [f"{stdlib_http_server.url}/hello", f"{stdlib_http_server.url}/slow?delay=10"]
+    process = subprocess.Popen(
+        [sys.executable, "-W", "error", "-m", "wirekit", "get", "--parallel", "1", _url_file(tmp_path, urls)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        line = _read_line(process.stdout, deadline=time.monotonic() + 30)  # the first URL is done
+        assert line.startswith(b"200\t")
+        time.sleep(0.2)  # the second is on its way
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        returncode = process.wait(timeout=8)  # well before the slow answer would come
+        assert time.monotonic() - started < 8
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=15)
+        err = process.stderr.read()
+        process.stdout.close()
+        process.stderr.close()
+    assert returncode == 130, err
+    assert b"interrupted after 1 of 2 URLs: 1 ok, 0 failed in " in err
+    assert err.endswith(b"wirekit: interrupted\n")
+    assert b"Traceback" not in err, err.decode()
 
 
 # -- rpc -------------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from wirekit.client._api import delete, get, head, options, patch, post, put, re
 from wirekit.client._async import AsyncResponse, AsyncSession
 from wirekit.client._auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth, HTTPProxyAuth
 from wirekit.client._cookies import RequestsCookieJar
+from wirekit.client._gather import GetResult, gather_get, get_many, iter_get
 from wirekit.client._lowlevel import HTTPConnection, HTTPResponse, HTTPSConnection
 from wirekit.client._models import PreparedRequest, Request, Response
 from wirekit.client._retry import Retry
@@ -17,6 +18,7 @@ __all__ = [
     "AsyncSession",
     "AuthBase",
     "BaseTransport",
+    "GetResult",
     "HTTPAdapter",
     "HTTPBasicAuth",
     "HTTPConnection",
@@ -34,8 +36,11 @@ __all__ = [
     "Timeout",
     "codes",
     "delete",
+    "gather_get",
     "get",
+    "get_many",
     "head",
+    "iter_get",
     "options",
     "patch",
     "post",

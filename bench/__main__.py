@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "server": "bench.server",
     "cache": "bench.cache",
     "rpc": "bench.rpc",
+    "async": "bench.async_",
 }
 
 

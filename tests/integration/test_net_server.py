@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from wirekit.exceptions import ConnectionError, ReadTimeout, TotalTimeout
+from wirekit.exceptions import ConnectionError, ReadTimeout, TotalTimeout, WriteTimeout
 from wirekit.net import Stream, StreamServer, open_tcp, open_unix, serve_tcp, serve_unix, server_context
 
 WAIT = 10.0  # bound on waits that should end at once; never a threshold in an assertion
@@ -92,6 +92,39 @@ def test_short_read_and_missing_separator_raise_connection_error() -> None:
             stream.read_timeout = WAIT
             with pytest.raises(ConnectionError, match="closed before"):
                 stream.read_until(b"\n")
+
+
+def test_plain_tcp_timeouts_are_kernel_timeouts_and_independent() -> None:
+    """open_tcp's plain stream leaves the socket blocking and arms SO_RCVTIMEO / SO_SNDTIMEO: a read timeout
+    and a write timeout each raise their own error, and a reader and a writer in two threads keep their own
+    timeouts (a tunnel splices that way)."""
+    release = threading.Event()
+
+    def silent(stream: Stream) -> None:  # reads nothing, sends nothing, until told
+        release.wait(WAIT)
+
+    with serve_tcp(silent).start() as server, open_tcp("127.0.0.1", server.port, timeout=WAIT) as stream:
+        assert stream.socket.gettimeout() is None  # blocking: no poll() before each recv/send
+        stream.read_timeout = 0.05
+        with pytest.raises(ReadTimeout):
+            stream.read()
+        stream.write_timeout = 0.05
+        with pytest.raises(WriteTimeout):
+            for _ in range(10_000):  # bounded: the peer's and our buffers fill within a few MB
+                stream.send_all(b"x" * 65536)
+        release.set()
+
+    echoed: list[bytes] = []
+    with serve_tcp(echo_lines).start() as server, open_tcp("127.0.0.1", server.port, timeout=WAIT) as stream:
+        stream.read_timeout = WAIT
+        stream.write_timeout = 0.001  # far shorter than the reader's: it must not cut the reader short
+        reader = threading.Thread(target=lambda: echoed.append(stream.read_exactly(6)))
+        reader.start()
+        threading.Event().wait(0.1)  # the reader is blocked in recv when the writer's timeout is armed
+        stream.send_all(b"late\n")
+        stream.send_all(b"x\n")
+        reader.join(WAIT)
+    assert echoed == [b"late\nx"]
 
 
 def test_localhost_name_goes_through_the_resolver_with_a_timeout() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Iterator
 from types import TracebackType
@@ -22,6 +23,19 @@ from wirekit.net._shared import arm_timeout, find_separator, literal_family, no_
 __all__ = ["Stream", "open_tcp", "open_unix"]
 
 _monotonic = time.monotonic
+_RCVTIMEO = socket.SO_RCVTIMEO
+_SNDTIMEO = socket.SO_SNDTIMEO
+_SOL_SOCKET = socket.SOL_SOCKET
+
+
+def _timeval(timeout: float | None) -> bytes:
+    """``timeout`` as the kernel's ``struct timeval`` (zero means "wait forever", so the least is 1 us)."""
+    if timeout is None:
+        return struct.pack("@ll", 0, 0)
+    micros = max(1, int(timeout * 1_000_000))
+    return struct.pack("@ll", micros // 1_000_000, micros % 1_000_000)
+
+
 READ_SIZE = 65536
 
 
@@ -31,9 +45,25 @@ class Stream:
     ``read_timeout`` and ``write_timeout`` bound each wait for the peer (``None``: wait forever).
     ``deadline`` (a ``time.monotonic()`` value) bounds every operation together; when it runs out,
     operations raise ``TotalTimeout``.
+
+    A plain TCP stream from ``open_tcp`` leaves its socket in blocking mode and has the kernel enforce the
+    timeouts (``SO_RCVTIMEO``/``SO_SNDTIMEO``): one system call per read or write instead of a ``poll``
+    before each, and the read and write timeouts are independent (two threads may read and write at once).
+    Other streams use the socket's own timeout, as ``socket.settimeout`` does.
     """
 
-    __slots__ = ("_buffer", "_closed", "_sock", "_timeout", "deadline", "read_timeout", "write_timeout")
+    __slots__ = (
+        "_buffer",
+        "_closed",
+        "_kernel",
+        "_rcv",
+        "_snd",
+        "_sock",
+        "_timeout",
+        "deadline",
+        "read_timeout",
+        "write_timeout",
+    )
 
     def __init__(
         self,
@@ -46,6 +76,9 @@ class Stream:
         self._buffer = b""
         self._closed = False
         self._timeout: float | None = sock.gettimeout()
+        self._kernel = False  # open_tcp turns it on for plain TCP
+        self._rcv: float | None = None  # what SO_RCVTIMEO / SO_SNDTIMEO hold (None: no limit)
+        self._snd: float | None = None
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.deadline: float | None = None
@@ -60,15 +93,50 @@ class Stream:
         return self._closed
 
     # -- timeouts --------------------------------------------------------------------------------
-    def _arm(self, timeout: float | None) -> bool:
-        """Set the socket timeout for one operation; True when the deadline is what limits it."""
+    def _arm(self, timeout: float | None, option: int = 0) -> bool:
+        """Arm the timeout of one operation; True when the deadline is what limits it.
+
+        ``option`` is ``SO_RCVTIMEO`` for a read, ``SO_SNDTIMEO`` for a write, 0 for anything else (a TLS
+        handshake), which uses the socket's own timeout mode.
+        """
         by_deadline = False
         if self.deadline is not None:
             timeout, by_deadline = arm_timeout(timeout, self.deadline)
+        if self._kernel:
+            if option == _RCVTIMEO:
+                if timeout != self._rcv:
+                    self._sock.setsockopt(_SOL_SOCKET, _RCVTIMEO, _timeval(timeout))
+                    self._rcv = timeout
+                return by_deadline
+            if option == _SNDTIMEO:
+                if timeout != self._snd:
+                    self._sock.setsockopt(_SOL_SOCKET, _SNDTIMEO, _timeval(timeout))
+                    self._snd = timeout
+                return by_deadline
+            self._leave_kernel_mode()
         if timeout != self._timeout:
             self._sock.settimeout(timeout)
             self._timeout = timeout
         return by_deadline
+
+    def _use_kernel_timeouts(self) -> None:
+        """Blocking socket, timeouts in SO_RCVTIMEO / SO_SNDTIMEO (for plain TCP; see the class docstring)."""
+        if self._timeout is not None:
+            self._sock.settimeout(None)
+            self._timeout = None
+        self._kernel = True
+
+    def _leave_kernel_mode(self) -> None:
+        self._kernel = False
+        for option, value in ((_RCVTIMEO, self._rcv), (_SNDTIMEO, self._snd)):
+            if value is not None:
+                self._sock.setsockopt(_SOL_SOCKET, option, _timeval(None))
+        self._rcv = self._snd = None
+
+    def _error(self, exc: OSError, op: str, by_deadline: bool) -> Exception:
+        if isinstance(exc, BlockingIOError) and self._kernel:
+            exc = TimeoutError(f"{op} timed out")  # SO_RCVTIMEO / SO_SNDTIMEO ran out: EAGAIN
+        return translate_os_error(exc, op, deadline_hit=by_deadline)
 
     # -- reading ---------------------------------------------------------------------------------
     def read(self, max_bytes: int = READ_SIZE) -> bytes:
@@ -76,18 +144,18 @@ class Stream:
         if self._buffer:
             data, self._buffer = self._buffer[:max_bytes], self._buffer[max_bytes:]
             return data
-        by_deadline = self._arm(self.read_timeout)
+        by_deadline = self._arm(self.read_timeout, _RCVTIMEO)
         try:
             return self._sock.recv(max_bytes)
         except OSError as exc:
-            raise translate_os_error(exc, "read", deadline_hit=by_deadline) from exc
+            raise self._error(exc, "read", by_deadline) from exc
 
     def _fill(self) -> bool:
-        by_deadline = self._arm(self.read_timeout)
+        by_deadline = self._arm(self.read_timeout, _RCVTIMEO)
         try:
             data = self._sock.recv(READ_SIZE)
         except OSError as exc:
-            raise translate_os_error(exc, "read", deadline_hit=by_deadline) from exc
+            raise self._error(exc, "read", by_deadline) from exc
         if not data:
             return False
         self._buffer += data
@@ -144,11 +212,11 @@ class Stream:
     # -- writing ---------------------------------------------------------------------------------
     def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Write every byte, or raise (``WriteTimeout`` when the peer takes nothing for ``write_timeout``)."""
-        by_deadline = self._arm(self.write_timeout)
+        by_deadline = self._arm(self.write_timeout, _SNDTIMEO)
         try:
             self._sock.sendall(data)
         except OSError as exc:
-            raise translate_os_error(exc, "write", deadline_hit=by_deadline) from exc
+            raise self._error(exc, "write", by_deadline) from exc
 
     # -- state -----------------------------------------------------------------------------------
     def is_readable(self) -> bool:
@@ -240,6 +308,8 @@ def open_tcp(
         raise translate_os_error(exc, "connect", deadline_hit=by_deadline) from exc
     stream = Stream(sock)
     stream.deadline = deadline
+    if tls is None:
+        stream._use_kernel_timeouts()
     return stream
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 import xmlrpc.client as stdclient
 from collections.abc import Iterator
 from typing import Any
@@ -220,3 +221,35 @@ def test_async_proxy(server: Any) -> None:
             )
 
     assert asyncio.run(main()) == [3, 6, 2]
+
+
+def test_async_proxy_batches_notifications_and_errors_on_a_shared_session(server: Any) -> None:
+    s, log = server
+
+    async def main() -> tuple[list[Any], Any, dict[str, int]]:
+        async with wirekit.AsyncSession() as session:
+            p = jsonrpc.AsyncJSONRPCProxy(_url(s), session=session, timeout=TIMEOUT)
+            async with p.batch() as b:
+                first = b.add(1, 2)
+                second = b.subtract(minuend=9, subtrahend=4)
+                b.notify("note", "from-async-batch")
+                broken = b.fail()
+            with pytest.raises(jsonrpc.JSONRPCError) as info:
+                broken.result()
+            await p.notify("note", "from-async")
+            with pytest.raises(jsonrpc.JSONRPCError) as custom:
+                await p.fail()
+            with pytest.raises(TypeError, match="asend"):
+                p.batch().send()
+            await p.aclose()
+            return [first.result(), second.result(), info.value.code], custom.value, session.pool.statistics()
+
+    results, custom, stats = asyncio.run(main())
+    assert results == [3, 5, -32001]
+    assert (custom.code, custom.data) == (-32001, {"why": "because"})
+    assert stats["in_use"] == 0
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and not (["from-async"] in log and ["from-async-batch"] in log):
+        time.sleep(0.01)
+    assert ["from-async"] in log
+    assert ["from-async-batch"] in log

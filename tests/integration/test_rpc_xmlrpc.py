@@ -361,6 +361,49 @@ def test_async_server_proxy(wk_server: Any) -> None:
     assert asyncio.run(main()) == [3, -5, None]
 
 
+def test_async_server_proxy_on_a_shared_async_session(std_server: Any) -> None:
+    """The async twin runs on an AsyncSession (no threads): concurrent calls take pooled keep-alive
+    connections, faults and HTTP errors raise as in ServerProxy, the stdlib server interoperates, and a
+    session passed in stays open."""
+
+    async def main() -> tuple[list[Any], Any, Any, dict[str, int]]:
+        async with wirekit.AsyncSession(max_per_host=4) as session:
+            p = xmlrpc.AsyncServerProxy(_url(std_server), allow_none=True, session=session, timeout=TIMEOUT)
+            assert p("transport") is session
+            sums = list(await asyncio.gather(*(p.add(i, 1) for i in range(20))))
+            with pytest.raises(xmlrpc.Fault) as fault:
+                await p.fail(7, "seven")
+            bad = xmlrpc.AsyncServerProxy(_url(std_server, "/nope"), session=session, timeout=TIMEOUT)
+            with pytest.raises(xmlrpc.ProtocolError) as protocol:
+                await bad.add(1, 2)
+            await p.aclose()
+            assert await p.add(2, 2) == 4  # the shared session was not closed
+            return sums, fault.value, protocol.value, session.pool.statistics()
+
+    sums, fault, protocol, stats = asyncio.run(main())
+    assert sums == [i + 1 for i in range(20)]
+    assert (fault.faultCode, fault.faultString) == (7, "seven")
+    assert protocol.errcode == 404
+    assert stats["in_use"] == 0
+
+
+def test_async_server_proxy_caps_the_answer() -> None:
+    dispatcher = xmlrpc.XMLRPCDispatcher()
+    dispatcher.register_function(lambda: "x" * 100_000, "big")
+    app = App()
+    dispatcher.mount(app, "/RPC2")
+
+    async def main(url: str) -> Any:
+        async with xmlrpc.AsyncServerProxy(url, max_response_size=10_000, timeout=TIMEOUT) as p:
+            with pytest.raises(xmlrpc.ResponseError, match="larger than 10000"):
+                await p.big()
+        async with xmlrpc.AsyncServerProxy(url, timeout=TIMEOUT) as p:
+            return await p.big()
+
+    with app.server(port=0) as server:
+        assert asyncio.run(main(server.url + "/RPC2")) == "x" * 100_000
+
+
 def test_none_refused_without_allow_none(wk_server: Any) -> None:
     with xmlrpc.ServerProxy(_url(wk_server), timeout=TIMEOUT) as p, pytest.raises(TypeError):
         p.echo(None)

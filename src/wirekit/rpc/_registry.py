@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from wirekit.server import Response, ServerRequest
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "MethodNotFound", "Registry", "read_answer", "read_body"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "MethodNotFound", "Registry", "aread_answer", "read_answer", "read_body"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -159,16 +159,38 @@ def _too_large(limit: int) -> Response:
     return Response(f"413 request body larger than {limit} bytes\n", 413, {"Connection": "close"})
 
 
+_ANSWER_CHUNK = 256 * 1024
+
+
+def _declared_over(response: Any, limit: int) -> bool:
+    length = response.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) > limit
+
+
 def read_answer(response: Any, limit: int) -> bytes | None:
     """A client's streamed ``response`` body, decoded, or None once it passes ``limit`` bytes (declared in
     Content-Length or as it is decoded: a gzip answer cannot blow up in memory). Closes the response."""
     with response:
-        length = response.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        if _declared_over(response, limit):
             return None
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(256 * 1024):
+        for chunk in response.iter_content(_ANSWER_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def aread_answer(response: Any, limit: int) -> bytes | None:
+    """``read_answer`` for an ``AsyncResponse``."""
+    async with response:
+        if _declared_over(response, limit):
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_content(_ANSWER_CHUNK):
             size += len(chunk)
             if size > limit:
                 return None

@@ -24,7 +24,6 @@ an invalid request; a batch of notifications only is answered with 204 and no bo
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import json
@@ -281,7 +280,7 @@ class BatchResult:
 class Batch:
     """Calls collected for one request: ``batch.method(...)`` returns a ``BatchResult``; sent on ``with`` exit."""
 
-    def __init__(self, proxy: JSONRPCProxy) -> None:
+    def __init__(self, proxy: JSONRPCProxy | AsyncJSONRPCProxy) -> None:
         self._proxy = proxy
         self._messages: list[dict[str, Any]] = []
         self._pending: dict[Any, BatchResult] = {}
@@ -302,11 +301,8 @@ class Batch:
             raise AttributeError(name)
         return _Method(self.call, name)
 
-    def send(self) -> list[BatchResult]:
-        """Send the collected calls as one batch; returns the results in call order."""
-        if not self._messages:
-            return []
-        answers = self._proxy._post(self._messages)
+    def _settle(self, answers: Any) -> list[BatchResult]:
+        """Give each ``BatchResult`` its answer (matched by id); the results in call order."""
         if answers is not None:
             if not isinstance(answers, list):  # a single error object: the whole batch was refused
                 raise JSONRPCError(INTERNAL_ERROR, "the batch was refused", answers) from _error_of(answers)
@@ -317,12 +313,37 @@ class Batch:
         self._messages = []
         return list(self._pending.values())
 
+    def send(self) -> list[BatchResult]:
+        """Send the collected calls as one batch; returns the results in call order."""
+        proxy = self._proxy
+        if not isinstance(proxy, JSONRPCProxy):
+            raise TypeError("an AsyncJSONRPCProxy's batch is sent with `await batch.asend()` or `async with`")
+        if not self._messages:
+            return []
+        return self._settle(proxy._post(self._messages))
+
+    async def asend(self) -> list[BatchResult]:
+        """``send`` for an ``AsyncJSONRPCProxy``'s batch."""
+        proxy = self._proxy
+        if not isinstance(proxy, AsyncJSONRPCProxy):
+            raise TypeError("a JSONRPCProxy's batch is sent with `batch.send()` or `with`")
+        if not self._messages:
+            return []
+        return self._settle(await proxy._post(self._messages))
+
     def __enter__(self) -> Batch:
         return self
 
     def __exit__(self, exc_type: Any, *args: object) -> None:
         if exc_type is None:
             self.send()
+
+    async def __aenter__(self) -> Batch:
+        return self
+
+    async def __aexit__(self, exc_type: Any, *args: object) -> None:
+        if exc_type is None:
+            await self.asend()
 
 
 def _error_of(answer: Any) -> JSONRPCError | None:
@@ -331,6 +352,65 @@ def _error_of(answer: Any) -> JSONRPCError | None:
     except JSONRPCError as exc:
         return exc
     return None
+
+
+class _Caller:
+    """What ``JSONRPCProxy`` and ``AsyncJSONRPCProxy`` share: settings, ids, the request body, the reading of
+    the answer. Only sending differs."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout: Any,
+        auth: Any,
+        verify: bool | str | None,
+        cert: Any,
+        proxies: Mapping[str, str] | None,
+        headers: Iterable[tuple[str, str]] | Mapping[str, str],
+    ) -> None:
+        self.url = url
+        fields = {"Content-Type": "application/json", "Accept": "application/json"}
+        fields.update(dict(headers.items()) if isinstance(headers, Mapping) else dict(headers))
+        options: dict[str, Any] = {"headers": fields, "timeout": timeout, "allow_redirects": False}
+        for key, value in (("auth", auth), ("verify", verify), ("cert", cert), ("proxies", proxies)):
+            if value is not None:
+                options[key] = value
+        self.options = options
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def next_id(self) -> int:
+        with self._lock:
+            return next(self._ids)
+
+    @staticmethod
+    def body(payload: Any) -> bytes:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @staticmethod
+    def answer(response: Any) -> Any:
+        """The decoded answer of a read response (None for 204 or an empty body); HTTPError for a status
+        other than 200 and 204."""
+        if response.status_code == 204:
+            return None
+        if response.status_code != 200:
+            response.raise_for_status()
+            raise JSONRPCError(INTERNAL_ERROR, f"HTTP status {response.status_code}")
+        content = response.content
+        if not content:
+            return None
+        try:
+            return json.loads(content)
+        except ValueError:
+            raise JSONRPCError(PARSE_ERROR, "the server's answer is not JSON") from None
+
+    @staticmethod
+    def result(answer: Any, id_: int) -> Any:
+        if answer is None:
+            raise JSONRPCError(INTERNAL_ERROR, "no answer to a call")
+        if isinstance(answer, dict) and answer.get("id") not in (id_, None):
+            raise JSONRPCError(INTERNAL_ERROR, "the answer is for another call", answer)
+        return _result(answer)
 
 
 class JSONRPCProxy:
@@ -356,50 +436,21 @@ class JSONRPCProxy:
         headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
     ) -> None:
         self.url = url
+        self._caller = _Caller(url, timeout, auth, verify, cert, proxies, headers)
         self._own_session = session is None
         self._session = session if session is not None else wirekit.Session(timeout=timeout)
-        fields = {"Content-Type": "application/json", "Accept": "application/json"}
-        fields.update(dict(headers.items()) if isinstance(headers, Mapping) else dict(headers))
-        self._headers = fields
-        options: dict[str, Any] = {"timeout": timeout}
-        for key, value in (("auth", auth), ("verify", verify), ("cert", cert), ("proxies", proxies)):
-            if value is not None:
-                options[key] = value
-        self._options = options
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
 
     def _next_id(self) -> int:
-        with self._lock:
-            return next(self._ids)
+        return self._caller.next_id()
 
     def _post(self, payload: Any) -> Any:
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        response = self._session.post(
-            self.url, data=data, headers=self._headers, allow_redirects=False, **self._options
-        )
-        if response.status_code == 204:
-            return None
-        if response.status_code != 200:
-            response.raise_for_status()
-            raise JSONRPCError(INTERNAL_ERROR, f"HTTP status {response.status_code}")
-        content = response.content
-        if not content:
-            return None
-        try:
-            return json.loads(content)
-        except ValueError:
-            raise JSONRPCError(PARSE_ERROR, "the server's answer is not JSON") from None
+        caller = self._caller
+        return caller.answer(self._session.post(self.url, data=caller.body(payload), **caller.options))
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``method`` with positional or named params and return its result."""
         id_ = self._next_id()
-        answer = self._post(_request(method, _params(args, kwargs), id_))
-        if answer is None:
-            raise JSONRPCError(INTERNAL_ERROR, "no answer to a call")
-        if isinstance(answer, dict) and answer.get("id") not in (id_, None):
-            raise JSONRPCError(INTERNAL_ERROR, "the answer is for another call", answer)
-        return _result(answer)
+        return self._caller.result(self._post(_request(method, _params(args, kwargs), id_)), id_)
 
     def notify(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Send a notification: no id, and the server sends no answer."""
@@ -427,18 +478,45 @@ class JSONRPCProxy:
 
 
 class AsyncJSONRPCProxy:
-    """The async twin of ``JSONRPCProxy`` (``asyncio.to_thread`` over it until wirekit's async client lands)."""
+    """The async twin of ``JSONRPCProxy`` on a ``wirekit.AsyncSession`` (``session`` one to share):
+    ``await proxy.add(1, 2)``, ``await proxy.notify(...)``, ``async with proxy.batch() as b: ...``."""
 
-    def __init__(self, url: str, **kwargs: Any) -> None:
-        self._proxy = JSONRPCProxy(url, **kwargs)
+    def __init__(
+        self,
+        url: str,
+        *,
+        session: wirekit.AsyncSession | None = None,
+        timeout: Any = 60.0,
+        auth: Any = None,
+        verify: bool | str | None = None,
+        cert: Any = None,
+        proxies: Mapping[str, str] | None = None,
+        headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
+    ) -> None:
+        self.url = url
+        self._caller = _Caller(url, timeout, auth, verify, cert, proxies, headers)
+        self._own_session = session is None
+        self._session = session if session is not None else wirekit.AsyncSession(timeout=timeout)
+
+    def _next_id(self) -> int:
+        return self._caller.next_id()
+
+    async def _post(self, payload: Any) -> Any:
+        caller = self._caller
+        return caller.answer(await self._session.post(self.url, data=caller.body(payload), **caller.options))
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``method`` and return its result."""
-        return await asyncio.to_thread(self._proxy.call, method, *args, **kwargs)
+        id_ = self._next_id()
+        return self._caller.result(await self._post(_request(method, _params(args, kwargs), id_)), id_)
 
     async def notify(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Send a notification."""
-        await asyncio.to_thread(self._proxy.notify, method, *args, **kwargs)
+        await self._post(_request(method, _params(args, kwargs)))
+
+    def batch(self) -> Batch:
+        """A ``Batch`` sent with ``await batch.asend()`` or at the end of ``async with proxy.batch() as b``."""
+        return Batch(self)
 
     def __getattr__(self, name: str) -> _Method:
         if name.startswith("_"):
@@ -446,8 +524,9 @@ class AsyncJSONRPCProxy:
         return _Method(self.call, name)
 
     async def aclose(self) -> None:
-        """Close the connection."""
-        self._proxy.close()
+        """Close the connections (unless the session was given)."""
+        if self._own_session:
+            await self._session.aclose()
 
     async def __aenter__(self) -> AsyncJSONRPCProxy:
         return self

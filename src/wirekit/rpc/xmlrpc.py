@@ -65,7 +65,7 @@ from xmlrpc.client import (
 
 import wirekit
 from wirekit.protocol import Limits
-from wirekit.rpc._registry import DEFAULT_MAX_BODY_SIZE, MethodNotFound, Registry, read_answer, read_body
+from wirekit.rpc._registry import DEFAULT_MAX_BODY_SIZE, MethodNotFound, Registry, aread_answer, read_answer, read_body
 from wirekit.rpc._xmlsafe import DEFAULT_MAX_DEPTH, XMLRPCParseError, check_method_name, loads
 from wirekit.server import App, Response, Server, ServerRequest
 
@@ -164,6 +164,108 @@ class _Method:
 DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
 
 
+class _Caller:
+    """What ``ServerProxy`` and ``AsyncServerProxy`` share: the settings of the endpoint, the request body
+    of a call, and the reading of the answer. Only sending differs (``Session.post`` or ``await``)."""
+
+    __slots__ = (
+        "allow_none",
+        "encoding",
+        "handler",
+        "headers",
+        "host",
+        "max_depth",
+        "max_response_size",
+        "options",
+        "url",
+        "use_builtin_types",
+        "use_datetime",
+    )
+
+    def __init__(
+        self,
+        uri: str,
+        transport: Any,
+        encoding: str | None,
+        allow_none: bool,
+        use_datetime: bool,
+        use_builtin_types: bool,
+        headers: Iterable[tuple[str, str]] | Mapping[str, str],
+        context: Any,
+        timeout: Any,
+        auth: Any,
+        verify: bool | str | None,
+        cert: Any,
+        proxies: Mapping[str, str] | None,
+        max_response_size: int,
+        max_depth: int,
+    ) -> None:
+        if transport is not None:
+            raise ValueError("wirekit's ServerProxy has its own transport (a wirekit Session): pass session=")
+        parts = urlsplit(uri)
+        if parts.scheme not in ("http", "https"):
+            raise OSError("unsupported XML-RPC protocol")
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, netloc = netloc.rpartition("@")
+            user, _, password = userinfo.partition(":")
+            if auth is None:
+                auth = (unquote(user), unquote(password))
+        path = parts.path or "/RPC2"
+        self.url = urlunsplit((parts.scheme, netloc, path, parts.query, ""))
+        self.host = netloc
+        self.handler = path + (f"?{parts.query}" if parts.query else "")
+        self.encoding = encoding or "utf-8"
+        self.allow_none = allow_none
+        self.use_datetime = use_datetime
+        self.use_builtin_types = use_builtin_types
+        fields = {"Content-Type": "text/xml", "User-Agent": f"wirekit-xmlrpc/{_version()}"}
+        fields.update(dict(headers.items()) if isinstance(headers, Mapping) else dict(headers))
+        self.headers = fields
+        options: dict[str, Any] = {
+            "headers": fields,
+            "timeout": timeout,
+            "stream": True,  # read by read_answer, under max_response_size
+            "allow_redirects": False,
+        }
+        if auth is not None:
+            options["auth"] = auth
+        if verify is not None:
+            options["verify"] = verify
+        if context is not None and verify is None:
+            options["verify"] = context
+        if cert is not None:
+            options["cert"] = cert
+        if proxies is not None:
+            options["proxies"] = proxies
+        self.options = options
+        self.max_response_size = max_response_size
+        self.max_depth = max_depth
+
+    def body(self, methodname: str, params: tuple[Any, ...]) -> bytes:
+        """The ``<methodCall>`` document of one call."""
+        text = dumps(params, methodname, encoding=self.encoding, allow_none=self.allow_none)
+        return text.encode(self.encoding, "xmlcharrefreplace")
+
+    def check(self, response: Any) -> None:
+        """Raise ``ProtocolError`` (closing the response) unless the HTTP status is 200."""
+        if response.status_code != 200:
+            response.close()
+            raise ProtocolError(self.host + self.handler, response.status_code, response.reason, response.headers)
+
+    def result(self, answer: bytes | None) -> Any:
+        """The value of a ``<methodResponse>`` (``Fault`` raised), from ``read_answer``'s bytes."""
+        if answer is None:
+            raise ResponseError(f"response larger than {self.max_response_size} bytes")
+        try:
+            result, _ = loads(answer, self.use_datetime, self.use_builtin_types, max_depth=self.max_depth)
+        except XMLRPCParseError as exc:
+            raise ResponseError(str(exc)) from None
+        if len(result) == 1:
+            return result[0]
+        return result
+
+
 class ServerProxy:
     """An XML-RPC server, called as an object: ``ServerProxy(url).add(3, 5)``, as ``xmlrpc.client.ServerProxy``.
 
@@ -201,90 +303,25 @@ class ServerProxy:
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
-        if transport is not None:
-            raise ValueError("wirekit's ServerProxy has its own transport (a wirekit Session): pass session=")
-        parts = urlsplit(uri)
-        if parts.scheme not in ("http", "https"):
-            raise OSError("unsupported XML-RPC protocol")
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, netloc = netloc.rpartition("@")
-            user, _, password = userinfo.partition(":")
-            if auth is None:
-                auth = (unquote(user), unquote(password))
-        path = parts.path or "/RPC2"
-        self.__url = urlunsplit((parts.scheme, netloc, path, parts.query, ""))
-        self.__host = netloc
-        self.__handler = path + (f"?{parts.query}" if parts.query else "")
-        self.__encoding = encoding or "utf-8"
-        self.__verbose = verbose
-        self.__allow_none = allow_none
-        self.__use_datetime = use_datetime
-        self.__use_builtin_types = use_builtin_types
+        self.__caller = _Caller(
+            uri, transport, encoding, allow_none, use_datetime, use_builtin_types, headers, context,
+            timeout, auth, verify, cert, proxies, max_response_size, max_depth,
+        )  # fmt: skip
         self.__own_session = session is None
-        if session is None:
-            session = wirekit.Session(timeout=timeout)
-        self.__session = session
-        fields = {"Content-Type": "text/xml", "User-Agent": f"wirekit-xmlrpc/{_version()}"}
-        fields.update(dict(headers.items()) if isinstance(headers, Mapping) else dict(headers))
-        self.__headers = fields
-        options: dict[str, Any] = {"timeout": timeout}
-        if auth is not None:
-            options["auth"] = auth
-        if verify is not None:
-            options["verify"] = verify
-        if context is not None and verify is None:
-            options["verify"] = context
-        if cert is not None:
-            options["cert"] = cert
-        if proxies is not None:
-            options["proxies"] = proxies
-        self.__options = options
-        self.__max_response_size = max_response_size
-        self.__max_depth = max_depth
-        self.__lock = threading.Lock()
+        self.__session = session if session is not None else wirekit.Session(timeout=timeout)
 
     def __request(self, methodname: str, params: tuple[Any, ...]) -> Any:
-        body = dumps(params, methodname, encoding=self.__encoding, allow_none=self.__allow_none)
-        data = body.encode(self.__encoding, "xmlcharrefreplace")
-        response = self.__session.post(
-            self.__url,
-            data=data,
-            headers=self.__headers,
-            stream=True,
-            allow_redirects=False,
-            **self.__options,
-        )
-        if response.status_code != 200:
-            response.close()
-            raise ProtocolError(
-                self.__host + self.__handler,
-                response.status_code,
-                response.reason,
-                response.headers,  # type: ignore[arg-type]
-            )
-        answer = read_answer(response, self.__max_response_size)
-        if answer is None:
-            raise ResponseError(f"response larger than {self.__max_response_size} bytes")
-        try:
-            result, _ = loads(
-                answer,
-                self.__use_datetime,
-                self.__use_builtin_types,
-                max_depth=self.__max_depth,
-            )
-        except XMLRPCParseError as exc:
-            raise ResponseError(str(exc)) from None
-        if len(result) == 1:
-            return result[0]
-        return result
+        caller = self.__caller
+        response = self.__session.post(caller.url, data=caller.body(methodname, params), **caller.options)
+        caller.check(response)
+        return caller.result(read_answer(response, caller.max_response_size))
 
     def __close(self) -> None:
         if self.__own_session:
             self.__session.close()
 
     def __repr__(self) -> str:
-        return f"<{self.__class__.__name__} for {self.__host}{self.__handler}>"
+        return f"<{self.__class__.__name__} for {self.__caller.host}{self.__caller.handler}>"
 
     def __getattr__(self, name: str) -> _Method:
         if name.startswith("__"):
@@ -307,24 +344,64 @@ class ServerProxy:
 
 
 class AsyncServerProxy:
-    """The async twin of ``ServerProxy``: ``await proxy.add(3, 5)``.
+    """The async twin of ``ServerProxy`` on a ``wirekit.AsyncSession``: ``await proxy.add(3, 5)``.
 
-    Built with ``asyncio.to_thread`` over a ``ServerProxy`` (each call runs the blocking client in a worker
-    thread) until wirekit's async client lands; the arguments are ``ServerProxy``'s. Use it as
-    ``async with AsyncServerProxy(url) as proxy``.
+    ``ServerProxy``'s arguments, with ``session`` an ``AsyncSession`` to share. Calls may run concurrently
+    (``asyncio.gather``): each takes a pooled keep-alive connection. Use it as
+    ``async with AsyncServerProxy(url) as proxy``, or ``await proxy.aclose()``.
     """
 
-    def __init__(self, uri: str, *args: Any, **kwargs: Any) -> None:
-        self._proxy = ServerProxy(uri, *args, **kwargs)
+    def __init__(
+        self,
+        uri: str,
+        transport: Any = None,
+        encoding: str | None = None,
+        verbose: bool = False,
+        allow_none: bool = False,
+        use_datetime: bool = False,
+        use_builtin_types: bool = False,
+        *,
+        headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
+        context: Any = None,
+        session: wirekit.AsyncSession | None = None,
+        timeout: Any = 60.0,
+        auth: Any = None,
+        verify: bool | str | None = None,
+        cert: Any = None,
+        proxies: Mapping[str, str] | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+    ) -> None:
+        self.__caller = _Caller(
+            uri, transport, encoding, allow_none, use_datetime, use_builtin_types, headers, context,
+            timeout, auth, verify, cert, proxies, max_response_size, max_depth,
+        )  # fmt: skip
+        self.__own_session = session is None
+        self.__session = session if session is not None else wirekit.AsyncSession(timeout=timeout)
 
-    def __getattr__(self, name: str) -> _AsyncMethod:
+    async def __request(self, methodname: str, params: tuple[Any, ...]) -> Any:
+        caller = self.__caller
+        response = await self.__session.post(caller.url, data=caller.body(methodname, params), **caller.options)
+        caller.check(response)
+        return caller.result(await aread_answer(response, caller.max_response_size))
+
+    def __getattr__(self, name: str) -> _Method:
         if name.startswith("__"):
             raise AttributeError(name)
-        return _AsyncMethod(self._proxy, name)
+        return _Method(self.__request, name)
+
+    def __call__(self, attr: str) -> Any:
+        """``proxy("close")`` gives the (async) closing function, ``proxy("transport")`` the AsyncSession."""
+        if attr == "close":
+            return self.aclose
+        if attr == "transport":
+            return self.__session
+        raise AttributeError(f"Attribute {attr!r} not found")
 
     async def aclose(self) -> None:
-        """Close the connection."""
-        self._proxy("close")()
+        """Close the connections (unless the session was given)."""
+        if self.__own_session:
+            await self.__session.aclose()
 
     async def __aenter__(self) -> AsyncServerProxy:
         return self
@@ -333,23 +410,7 @@ class AsyncServerProxy:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"<AsyncServerProxy for {self._proxy._ServerProxy__host}{self._proxy._ServerProxy__handler}>"
-
-
-class _AsyncMethod:
-    __slots__ = ("_name", "_proxy")
-
-    def __init__(self, proxy: ServerProxy, name: str) -> None:
-        self._proxy = proxy
-        self._name = name
-
-    def __getattr__(self, name: str) -> _AsyncMethod:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _AsyncMethod(self._proxy, f"{self._name}.{name}")
-
-    async def __call__(self, *args: Any) -> Any:
-        return await asyncio.to_thread(self._proxy._ServerProxy__request, self._name, args)
+        return f"<AsyncServerProxy for {self.__caller.host}{self.__caller.handler}>"
 
 
 def _version() -> str:

@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import gzip
 import http.client
+import re
 import socket
 import threading
 import xmlrpc.client as stdclient
@@ -714,3 +715,26 @@ def test_client_refuses_hostile_response() -> None:
         pytest.raises(xmlrpc.ResponseError, match="document type declaration"),
     ):
         p.anything()
+
+
+def test_log_requests_in_the_stdlib_format() -> None:
+    """logRequests=True writes http.server's line for each call; log_message can be overridden; False is quiet."""
+    lines: list[str] = []
+
+    class Logged(xmlrpc.SimpleXMLRPCServer):
+        def log_message(self, format: str, *args: Any) -> None:
+            lines.append(format % args)
+
+    for log_requests in (True, False):
+        with Logged(("127.0.0.1", 0), logRequests=log_requests) as server:
+            server.register_function(lambda x, y: x + y, "add")
+            server.start_in_thread()
+            try:
+                with xmlrpc.ServerProxy(server.url + "/RPC2", timeout=TIMEOUT) as p:
+                    assert p.add(1, 2) == 3
+            finally:
+                server.shutdown()
+    assert len(lines) == 1
+    assert re.fullmatch(
+        r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\] "POST /RPC2 HTTP/1\.1" 200 \d+', lines[0]
+    )

@@ -36,7 +36,9 @@ import asyncio
 import contextlib
 import gzip
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
@@ -594,7 +596,8 @@ class SimpleXMLRPCServer(XMLRPCDispatcher):
     """``xmlrpc.server.SimpleXMLRPCServer`` on wirekit's HTTP/1.1 engine.
 
     The standard library's arguments: ``addr`` (host, port; port 0 picks one, see ``server_address``),
-    ``requestHandler`` (ignored: requests are answered by the engine), ``logRequests`` (ignored),
+    ``requestHandler`` (ignored: requests are answered by the engine), ``logRequests`` (one line per XML-RPC
+    request on stderr, in ``http.server``'s format: override ``log_message`` to send it elsewhere),
     ``allow_none``, ``encoding``, ``bind_and_activate`` (False: call ``server_bind()``/``server_activate()``
     yourself), ``use_builtin_types``. wirekit keywords: ``rpc_paths`` (the paths answered, default ``"/"`` and
     ``"/RPC2"``), ``jsonrpc_paths`` (JSON-RPC 2.0 on the same methods, e.g. ``("/jsonrpc",)``),
@@ -660,6 +663,22 @@ class SimpleXMLRPCServer(XMLRPCDispatcher):
             except BaseException:
                 self.server_close()
                 raise
+
+    async def handle(self, request: ServerRequest) -> Response:
+        """Answer one XML-RPC request (``XMLRPCDispatcher.handle``), logged when ``logRequests`` is true."""
+        response = await super().handle(request)
+        if self.logRequests:
+            body = response.body
+            size = str(len(body)) if isinstance(body, bytes | str) else "-"
+            request_line = f"{request.method} {request.target} HTTP/{request.http_version}"
+            client = request.client[0] if isinstance(request.client, tuple) else request.client
+            when = time.strftime("%d/%b/%Y %H:%M:%S")
+            self.log_message('%s - - [%s] "%s" %s %s', client or "-", when, request_line, response.status, size)
+        return response
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Write one log line (``format % args``) to stderr; override to log elsewhere."""
+        sys.stderr.write(f"{format % args}\n")
 
     def server_bind(self) -> None:
         """Bind the socket to ``server_address`` (then the real address, with the port picked for 0)."""

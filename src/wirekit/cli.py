@@ -760,6 +760,7 @@ examples:
   wirekit rpc http://127.0.0.1:8000/RPC2 add 3 5          XML-RPC; prints 8
   wirekit rpc http://127.0.0.1:8000 echo '{"a": [1, "x"]}'  a struct (the path defaults to /RPC2)
   wirekit rpc --json-rpc http://127.0.0.1:8000 add 3 5    JSON-RPC 2.0 (the path defaults to /jsonrpc)
+  wirekit rpc --json-rpc http://127.0.0.1:8000 sub minuend=9 subtrahend=4   named params (JSON-RPC only)
   wirekit rpc serve mymodule:add mymodule:mul --port 8000 serve functions over XML-RPC and JSON-RPC
 
 Arguments are JSON when they parse as JSON, else strings: 3 is an int, 2.5 a double, true a boolean, null
@@ -802,6 +803,18 @@ def parse_rpc_arg(text: str) -> Any:
         return text
 
 
+def _named_rpc_args(texts: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` arguments as named params (VALUE JSON-typed); {} when there are none. All or none."""
+    named: dict[str, Any] = {}
+    for text in texts:
+        name, equals, value = text.partition("=")
+        if equals and name.isidentifier():
+            named[name] = parse_rpc_arg(value)
+    if named and len(named) != len(texts):
+        raise UsageError("give the params all by position or all as NAME=VALUE, not both")
+    return named
+
+
 def _rpc_json_default(value: Any) -> Any:
     """How XML-RPC values that JSON lacks are printed: bytes as base64, dates in ISO 8601."""
     import base64
@@ -831,6 +844,11 @@ def run_rpc(args: argparse.Namespace) -> int:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(f"not an http:// or https:// URL: {args.url!r}")
     params = [parse_rpc_arg(text) for text in args.params]
+    named = _named_rpc_args(args.params)
+    if named and not args.json_rpc:
+        raise UsageError(
+            "NAME=VALUE arguments are JSON-RPC named params: add --json-rpc (or quote a string: '\"a=b\"')"
+        )
     options: dict[str, Any] = {"timeout": args.timeout}
     if args.user is not None:
         user, colon, password = args.user.partition(":")
@@ -844,7 +862,7 @@ def run_rpc(args: argparse.Namespace) -> int:
             raise UsageError(f"--cacert {args.cacert}: no such file or directory")
         options["verify"] = args.cacert
     if args.json_rpc:
-        result = _rpc_call_json(args.url, args.method, params, options)
+        result = _rpc_call_json(args.url, args.method, params, options, named)
     else:
         result = _rpc_call_xml(args.url, args.method, params, options)
     if isinstance(result, int):  # an exit status: the error is already on stderr
@@ -871,7 +889,9 @@ def _rpc_call_xml(url: str, method: str, params: list[Any], options: dict[str, A
             return EXIT_NETWORK if isinstance(exc, ResponseError) else EXIT_USAGE
 
 
-def _rpc_call_json(url: str, method: str, params: list[Any], options: dict[str, Any]) -> tuple[Any] | int:
+def _rpc_call_json(
+    url: str, method: str, params: list[Any], options: dict[str, Any], named: dict[str, Any]
+) -> tuple[Any] | int:
     from wirekit.exceptions import HTTPError
     from wirekit.rpc.jsonrpc import JSONRPCError, JSONRPCProxy
 
@@ -880,7 +900,7 @@ def _rpc_call_json(url: str, method: str, params: list[Any], options: dict[str, 
         url = parts._replace(path="/jsonrpc").geturl()
     with JSONRPCProxy(url, **options) as proxy:
         try:
-            return (proxy.call(method, *params),)
+            return (proxy.call(method, **named) if named else proxy.call(method, *params),)
         except JSONRPCError as exc:
             detail = f" ({_one_line(Exception(json.dumps(exc.data, ensure_ascii=False)))})" if exc.data else ""
             print(f"wirekit: JSON-RPC error {exc.code}: {_one_line(Exception(exc.message))}{detail}", file=sys.stderr)

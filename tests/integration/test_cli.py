@@ -580,6 +580,15 @@ def test_rpc_serve_answers_json_rpc_and_the_cli(rpc_serve: str) -> None:
     missing = wirekit_cli("rpc", "--json-rpc", rpc_serve, "nope")
     assert missing.returncode == 4
     assert missing.stderr == b'wirekit: JSON-RPC error -32601: Method not found ("nope")\n'
+    named = wirekit_cli("rpc", "--json-rpc", rpc_serve, "add", "x=[1]", "y=[2]")  # NAME=VALUE: named params
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout) == [1, 2]
+    mixed = wirekit_cli("rpc", "--json-rpc", rpc_serve, "add", "x=1", "2")
+    assert mixed.returncode == 2
+    assert b"all by position or all as NAME=VALUE" in mixed.stderr
+    xml_named = wirekit_cli("rpc", rpc_serve, "add", "x=1", "y=2")
+    assert xml_named.returncode == 2
+    assert b"add --json-rpc" in xml_named.stderr
     xml = wirekit_cli("rpc", rpc_serve, "shout", "wire")  # the path defaults to /RPC2
     assert xml.returncode == 0, xml.stderr
     assert json.loads(xml.stdout) == "WIRE!"

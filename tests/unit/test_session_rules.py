@@ -256,3 +256,57 @@ def test_requests_submodules_load_after_a_bare_import() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HTTPDigestAuth" in out
     assert "HTTPTransport" in out
+
+
+def test_session_changes_between_calls_apply_to_the_next_call() -> None:
+    s, t = session_with(lambda request: response(200))
+    s.get("http://h.test/1")
+    s.headers["X-Later"] = "1"
+    del s.headers["Accept"]
+    s.cookies.set("c", "3")
+    seen: list[int] = []
+    s.hooks["response"].append(lambda r, **kwargs: seen.append(r.status_code))
+    s.params = {"p": "1"}
+    s.get("http://h.test/2")
+    first, second = t.requests
+    assert "X-Later" not in first.headers
+    assert "Cookie" not in first.headers
+    assert "Accept" in first.headers
+    assert second.headers["X-Later"] == "1"
+    assert second.headers["Cookie"] == "c=3"
+    assert "Accept" not in second.headers
+    assert second.url == "http://h.test/2?p=1"
+    assert seen == [200]
+
+
+def test_each_request_has_its_own_headers() -> None:
+    s, _ = session_with(lambda request: response(200))
+    prepared = s.prepare_request(wirekit.Request("GET", "http://h.test/"))
+    prepared.headers.add("Accept", "text/plain")
+    s.headers["User-Agent"] = "changed"
+    assert s.headers.get_list("Accept") == ["*/*"]
+    assert prepared.headers["User-Agent"].startswith("python-wirekit/")
+    assert s.get("http://h.test/").request.headers is not s.get("http://h.test/").request.headers  # type: ignore[union-attr]
+
+
+def test_mounts_changed_between_calls_are_used() -> None:
+    s, t = session_with(lambda request: response(200))
+    other = MockTransport(lambda request: response(201))
+    assert s.get("http://h.test/api/x").status_code == 200
+    s.mount("http://h.test/api/", other)  # a longer prefix mounted later wins
+    assert s.get("http://h.test/api/x").status_code == 201
+    assert s.get("http://H.TEST/api/y").status_code == 201  # prefixes match whatever the case
+    assert s.get("http://h.test/else").status_code == 200
+    del s.adapters["http://h.test/api/"]
+    assert s.get("http://h.test/api/x").status_code == 200
+    s.adapters["http://"] = other  # edited by hand, as requests allows
+    assert s.get("http://h.test/api/x").status_code == 201
+    s.adapters.update({"http://": t})
+    assert s.get("http://h.test/api/x").status_code == 200
+    s.adapters.pop("http://")
+    with pytest.raises(InvalidSchema):
+        s.get("http://h.test/api/x")
+    s.adapters = {"http://": other}  # replaced by a plain dict
+    assert s.get("http://h.test/api/x").status_code == 201
+    s.mount("http://h.test/", t)
+    assert s.get("http://h.test/api/x").status_code == 200

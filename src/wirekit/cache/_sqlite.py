@@ -359,15 +359,35 @@ class SQLiteStorage(Storage):
 
     # -- reading ---------------------------------------------------------------------------------
     def get(self, key: str) -> list[CachedResponse]:
-        try:
-            rows = self._query(_GET, (key,))
-        except _Unavailable:
-            return []
+        # A hit's path: this thread's cursor and one statement. Anything else (no connection yet, a newer
+        # generation, an error) goes to _query, which connects, retries a lock and recovers from corruption.
+        state: _State | None = getattr(self._local, "state", None)
+        rows: list[Any] | None = None
+        if state is not None and state[0] == self._gen:
+            try:
+                rows = state[2].execute(_GET, (key,)).fetchall()
+            except sqlite3.Error:
+                rows = None
+        if rows is None:
+            try:
+                rows = self._query(_GET, (key,))
+            except _Unavailable:
+                return []
         if not rows:
             return []
-        if len(rows) > 1:
-            rows.sort(key=_row_id, reverse=True)  # most recent first
         now = time.time()
+        if len(rows) == 1:  # one variant, known to this process: nothing to decode, sort or collect
+            version, last_used, row_id = rows[0]
+            known = self._memo.get(row_id)
+            if known is not None and known[0] == version:
+                entry = known[1]
+                if entry.expires is not None and entry.expires <= now:
+                    return []
+                if last_used < now - TOUCH_INTERVAL:
+                    self._note_stale_use(key, entry)
+                return [entry]
+        else:
+            rows.sort(key=_row_id, reverse=True)  # most recent first
         found = []
         memo = self._memo
         for version, last_used, row_id in rows:
@@ -398,12 +418,16 @@ class SQLiteStorage(Storage):
             if entry.expires is not None and entry.expires <= now:
                 continue
             if last_used < now - TOUCH_INTERVAL:
-                stale_use = self._stale_use
-                if len(stale_use) > 10000:
-                    stale_use.clear()
-                stale_use.add((key, entry.variant))
+                self._note_stale_use(key, entry)
             found.append(entry)
         return found
+
+    def _note_stale_use(self, key: str, entry: CachedResponse) -> None:
+        """``entry`` was read with a last_used a minute old: the next ``touch`` of it rewrites last_used."""
+        stale_use = self._stale_use
+        if len(stale_use) > 10000:
+            stale_use.clear()
+        stale_use.add((key, entry.variant))
 
     def _remember(self, row_id: int, version: int, entry: CachedResponse) -> None:
         memo = self._memo

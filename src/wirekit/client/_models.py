@@ -47,8 +47,18 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECT_STATUSES = frozenset({301, 308})
 
 
+_NO_TIME = datetime.timedelta(0)  # immutable: every new Response shares it
+
+
+def _empty_headers() -> Headers:
+    """``Headers()`` without its argument handling (a new Response or RawResponse makes one)."""
+    headers = Headers.__new__(Headers)
+    headers._store = {}
+    return headers
+
+
 def default_hooks() -> dict[str, list[Hook]]:
-    return {event: [] for event in HOOKS}
+    return {"response": []}  # a key per event of HOOKS
 
 
 def dispatch_hook(key: str, hooks: Mapping[str, Any] | None, hook_data: Any, **kwargs: Any) -> Any:
@@ -157,6 +167,22 @@ class PreparedRequest(RequestHooksMixin):
         self.hooks = default_hooks()
         self._body_position: int | None = None
         self._url: URL | None = None
+
+    @classmethod
+    def _merged(
+        cls, method: str, url: str | None, parsed: URL | None, headers: Headers, cookies: Any
+    ) -> PreparedRequest:
+        """What ``__init__`` makes, with these fields set (``Session._prepare``'s start: no throwaway headers)."""
+        p = cls.__new__(cls)
+        p.method = method
+        p.url = url
+        p.headers = headers
+        p._cookies = cookies
+        p.body = None
+        p.hooks = default_hooks()
+        p._body_position = None
+        p._url = parsed
+        return p
 
     def prepare(
         self,
@@ -434,7 +460,7 @@ class RawResponse:
         self._decoder_flushed = False
         self.status = status
         self.reason = reason
-        self.headers = headers if headers is not None else Headers()
+        self.headers = headers if headers is not None else _empty_headers()
         self.version = version
         self.closed = source is None
         self.decode_content = True
@@ -551,12 +577,12 @@ class Response:
         self._encoding: str | bool | None = False  # False: not looked at yet
         self._cookies: RequestsCookieJar | None = None
         self.status_code: int = 0
-        self.headers = Headers()
+        self.headers = _empty_headers()
         self.raw: RawResponse | None = None
         self.url: str = ""
         self.history: list[Response] = []
         self.reason: str = ""
-        self.elapsed = datetime.timedelta(0)
+        self.elapsed = _NO_TIME
         self.request: PreparedRequest | None = None
         self.connection: Any = None
         self.from_cache = False

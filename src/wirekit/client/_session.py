@@ -33,9 +33,9 @@ from wirekit.client._models import (
     dispatch_hook,
     encode_body,
 )
-from wirekit.client._timeout import Timeout, TimeoutTypes
+from wirekit.client._timeout import NO_TIMEOUT, Timeout, TimeoutTypes
 from wirekit.client._transport import BaseTransport, HTTPTransport
-from wirekit.client._urls import ParamsType, add_params, encode_params, prepare_url
+from wirekit.client._urls import URL, ParamsType, add_params, encode_params, parse_url, prepare_url
 from wirekit.exceptions import InvalidSchema, TooManyRedirects, TotalTimeout
 from wirekit.net import TLSCert, TLSVerify
 from wirekit.protocol import Headers
@@ -119,7 +119,7 @@ class Session:
         self.trust_env = True
         self.cookies: RequestsCookieJar = cookiejar_from_dict({}, RequestsCookieJar())
         self.timeout: TimeoutTypes = timeout
-        self.adapters: dict[str, BaseTransport] = {}
+        self.adapters: dict[str, BaseTransport] = _Mounts()
         self._env: Environment | None = None
         self.cache: CacheTransport | None = None
         from wirekit.ftp import FTPTransport  # here, not at the top: wirekit.ftp imports the client package
@@ -167,11 +167,17 @@ class Session:
 
     def get_adapter(self, url: str) -> BaseTransport:
         """The transport mounted for ``url``."""
-        lowered = url.lower()
-        for prefix, adapter in self.adapters.items():
-            if lowered.startswith(prefix.lower()):
-                return adapter
-        raise InvalidSchema(f"No connection adapters were found for {url!r}")
+        adapters = self.adapters
+        if type(adapters) is not _Mounts:  # a dict the user put there
+            return _mounted(adapters, url)
+        width, found = adapters.memo
+        start = url[:width]
+        adapter = found.get(start)
+        if adapter is None:
+            adapter = _mounted(adapters, url)
+            if start.isascii() and len(found) < _MOUNTS_MEMO:
+                found[start] = adapter
+        return adapter
 
     # -- environment -----------------------------------------------------------------------------
     @property
@@ -184,6 +190,8 @@ class Session:
 
     # -- the verbs -------------------------------------------------------------------------------
     def get(self, url: str, params: ParamsType = None, **kwargs: Any) -> Response:
+        if not kwargs:
+            return self.request("GET", url, params=params, allow_redirects=True)
         kwargs.setdefault("allow_redirects", True)
         return self.request("GET", url, params=params, **kwargs)
 
@@ -267,21 +275,29 @@ class Session:
         hooks: HooksType,
         json: Any,
     ) -> PreparedRequest:
-        p = PreparedRequest()
-        method = p.method = (method.decode("ascii") if isinstance(method, bytes) else method).upper()
+        method = (method.decode("ascii") if isinstance(method, bytes) else method).upper()
         if self.params:
             if params is None or isinstance(params, Mapping):
                 params = _merge_setting(params, self.params)
             else:  # pairs or a string: the session's params go first, in the URL
                 url = add_params(url if isinstance(url, str) else str(url), encode_params(self.params))
-        if isinstance(url, str) and url[:7].lower() in ("http://", "https:/"):
-            u = prepare_url(url, params)
-            p._url = u
-            p.url = u.url
-        else:
-            p.prepare_url(url, params)
+        parsed: URL | None
+        full: str | None
+        if url.__class__ is str and url.startswith(("http://", "https://")):
+            parsed = prepare_url(url, params) if params else parse_url(url)
+            full = parsed.url
+        else:  # another scheme, upper case, bytes, no scheme: PreparedRequest's rules and errors
+            scratch = PreparedRequest()
+            scratch.prepare_url(url, params)
+            parsed, full = scratch._url, scratch.url
         # headers: the session's, then the request's (a None value removes one)
-        h = self.headers.copy()
+        h = self.headers
+        if h.__class__ is Headers:
+            copied = Headers.__new__(Headers)
+            copied._store = {name: lines.copy() for name, lines in h._store.items()}
+            h = copied
+        else:
+            h = h.copy()
         if headers:
             items = headers.items() if isinstance(headers, Mapping) else headers
             for name, value in items:
@@ -289,14 +305,13 @@ class Session:
                     h.pop(name, None)
                 else:
                     h[name] = value  # type: ignore[assignment]
-        p.headers = h
         # cookies: the session's jar, merged with the request's; only looked at when there are any
         jar: Any = self.cookies
         if cookies:
-            jar = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies), cookies)
-        p._cookies = jar
-        if len(jar._cookies) and "cookie" not in h._store and p.url is not None:
-            value = cookie_header(jar, method, p.url, h)
+            jar = merge_cookies(merge_cookies(RequestsCookieJar(), jar), cookies)
+        p = PreparedRequest._merged(method, full, parsed, h, jar)
+        if len(jar._cookies) and "cookie" not in h._store and full is not None:
+            value = cookie_header(jar, method, full, h)
             if value is not None:
                 h["Cookie"] = value
         # body
@@ -311,14 +326,13 @@ class Session:
         # auth: the request's, the session's, the URL's userinfo, then netrc
         if auth is None:
             auth = self.auth
-        if auth is None and p._url is not None:
-            if p._url.username:
-                auth = (p._url.username, p._url.password)
-            elif self.trust_env:
-                auth = netrc_auth(p.url or "", self.environment)
+            if auth is None and parsed is not None:
+                if parsed.username:
+                    auth = (parsed.username, parsed.password)
+                elif self.trust_env:
+                    auth = netrc_auth(full or "", self._env or self.environment)
         if auth is not None:
-            handler = build_auth(auth)
-            p._auth = handler  # type: ignore[attr-defined]
+            p._auth = build_auth(auth)  # type: ignore[attr-defined]
         # hooks
         if hooks:
             for event, hook in hooks.items():
@@ -329,23 +343,34 @@ class Session:
         return p
 
     # -- sending ---------------------------------------------------------------------------------
-    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
-        """Send a prepared request through the mounted transport, then follow redirects and run hooks."""
+    def send(
+        self,
+        request: PreparedRequest,
+        *,
+        allow_redirects: bool = True,
+        timeout: TimeoutTypes = None,
+        stream: bool | None = None,
+        verify: TLSVerify | None = None,
+        cert: TLSCert = None,
+        proxies: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Response:
+        """Send a prepared request through the mounted transport, then follow redirects and run hooks.
+
+        Takes ``request``'s keyword arguments besides ``request`` itself; any other keyword is ignored.
+        """
         if not isinstance(request, PreparedRequest):
             raise ValueError("You can only send PreparedRequests.")
-        allow_redirects = kwargs.pop("allow_redirects", True)
-        timeout = kwargs.pop("timeout", None)
         if timeout is None:
             timeout = self.timeout
-        t = Timeout.from_value(timeout).started()
-        stream = kwargs.pop("stream", None)
+        t = NO_TIMEOUT if timeout is None else Timeout.from_value(timeout).started()
         if stream is None:
             stream = self.stream
-        verify = kwargs.pop("verify", None)
-        cert = kwargs.pop("cert", None)
-        proxies = kwargs.pop("proxies", None)
         settings = _SendSettings(self, t, bool(stream), verify, cert, proxies)
-        response = self._send_with_auth(request, settings)
+        if getattr(request, "_auth", None) is None:  # no auth flow: one exchange (what _send_with_auth does)
+            response = self._send_one(request, settings)
+        else:
+            response = self._send_with_auth(request, settings)
         if response.is_redirect:
             if allow_redirects:
                 history = [response]
@@ -406,7 +431,7 @@ class Session:
         proxy = settings.proxy_for(url)
         response = adapter.send(
             request,
-            stream=True if settings.stream else settings.stream,
+            stream=settings.stream,
             timeout=t,
             verify=settings.verify,
             cert=settings.cert,
@@ -416,8 +441,8 @@ class Session:
 
     def _received(self, request: PreparedRequest, response: Response) -> Response:
         """What follows every exchange, sync or async: the cookies it set, then the response hooks."""
-        url = request.url or ""
         if "set-cookie" in response.headers:
+            url = request.url or ""
             jar = self.cookies
             extract_cookies(jar, request.method or "GET", url, request.headers, response.headers)
             if request._cookies is not None and request._cookies is not jar:
@@ -598,7 +623,7 @@ class _SendSettings:
         self.stream = stream
         trust = session.trust_env
         if verify is None and session.verify is True and trust:
-            env = session.environment
+            env = session._env or session.environment
             self.verify: TLSVerify = env.ca_bundle or True
         elif verify is None:
             self.verify = session.verify
@@ -612,11 +637,88 @@ class _SendSettings:
         if self._proxies is None and not session.proxies:
             if not session.trust_env:
                 return None
-            env = session.environment
+            env = session._env or session.environment
             if not env.proxies:
                 return None
             return resolve_proxy(url, None, None, True, env)
         return resolve_proxy(url, self._proxies, session.proxies, session.trust_env, session.environment)
+
+
+_MOUNTS_MEMO = 256  # URL starts a session's adapters remember at most
+
+
+def _mounted(adapters: Mapping[str, BaseTransport], url: str) -> BaseTransport:
+    """The adapter of the first prefix (in order) that ``url`` starts with, ignoring case."""
+    lowered = url.lower()
+    for prefix, adapter in adapters.items():
+        if lowered.startswith(prefix.lower()):
+            return adapter
+    raise InvalidSchema(f"No connection adapters were found for {url!r}")
+
+
+class _Mounts(dict[str, BaseTransport]):
+    """``Session.adapters``: a dict that remembers which adapter each URL start maps to, until it changes.
+
+    Which prefix matches a URL depends on its first ``width`` characters only (the longest prefix's length,
+    lower-cased), so ``memo`` is ``(width, {URL start: adapter})``, for ASCII starts. Each change to the dict
+    replaces ``memo`` after making it (one attribute, so a lookup in another thread sees an old pair whole, or
+    the new one), which is why ``get_adapter`` needs no check and a user who edits ``session.adapters`` by
+    hand gets what they put there.
+    """
+
+    memo: tuple[int, dict[str, BaseTransport]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._changed()
+
+    def _changed(self) -> None:
+        self.memo = (max((len(prefix.lower()) for prefix in self), default=0), {})
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copies and pickles start with an empty memo of their own
+        return (_Mounts, (dict(self),))
+
+    def __setitem__(self, key: str, value: BaseTransport) -> None:
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        try:
+            return super().pop(key, *default)
+        finally:
+            self._changed()
+
+    def popitem(self) -> tuple[str, BaseTransport]:
+        try:
+            return super().popitem()
+        finally:
+            self._changed()
+
+    def setdefault(self, key: str, default: BaseTransport) -> BaseTransport:
+        try:
+            return super().setdefault(key, default)
+        finally:
+            self._changed()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().update(*args, **kwargs)
+        finally:
+            self._changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def __ior__(self, other: Any) -> _Mounts:  # type: ignore[override,misc]
+        try:
+            return super().__ior__(other)
+        finally:
+            self._changed()
 
 
 def _final_with_history(responses: list[Response]) -> Response:

@@ -10,13 +10,20 @@ SQLite or Redis.
     r = s.get("https://example.com/")              # hit: r.from_cache, r.cache_status == "hit"
     s.cache.stats(), s.cache.delete(url), s.cache.clear()
 
-Layout: ``_policy`` decides (pure: requests, entries and ``now`` in, decisions out), ``_transport`` does
-what it decides over any transport, the storages keep entries (``_memory``, ``_filesystem``, ``_sqlite``,
-``_redis``; ``open_storage`` picks one from a spec).
+    async with wirekit.AsyncSession(cache="./cache") as s:   # the same storages and rules, on asyncio
+        r = await s.get("https://example.com/")
+        await s.cache.stats(), await s.cache.delete(url), await s.cache.clear()
+
+Layout: ``_policy`` decides (pure: requests, entries and ``now`` in, decisions out), ``_core`` holds the
+rest of what a caching transport decides (``CacheCore``), ``_transport`` (``CacheTransport``, sync) and
+``_async`` (``AsyncCacheTransport``, asyncio) do the I/O around it, the storages keep entries (``_memory``,
+``_filesystem``, ``_sqlite``, ``_redis``; ``open_storage`` picks one from a spec).
 """
 
 from typing import TYPE_CHECKING
 
+from wirekit.cache._async import AsyncCacheTransport
+from wirekit.cache._core import CacheCore
 from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, Storage
 from wirekit.cache._open import default_cache_path, open_storage
 from wirekit.cache._policy import Action, CacheControl, Lookup, Policy
@@ -48,8 +55,10 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Action",
+    "AsyncCacheTransport",
     "BodyWriter",
     "CacheControl",
+    "CacheCore",
     "CacheStats",
     "CacheTransport",
     "CachedResponse",

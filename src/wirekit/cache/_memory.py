@@ -52,6 +52,8 @@ def _meta_size(entry: CachedResponse) -> int:
 class MemoryStorage(Storage):
     """Entries in this process's memory, at most ``max_size`` bytes (bodies plus an estimate of metadata)."""
 
+    blocking = False  # no I/O, and the lock is held only briefly: the async transport calls it on the loop
+
     def __init__(self, max_size: int = DEFAULT_MAX_SIZE, *, cleanup_every: int = 1000) -> None:
         self.max_size = max_size
         self.cleanup_every = cleanup_every

@@ -81,7 +81,14 @@ class BodyWriter:
 
 
 class Storage:
-    """Where entries live. Thread-safe; the embedded stores are also safe across processes."""
+    """Where entries live. Thread-safe; the embedded stores are also safe across processes.
+
+    ``blocking`` says whether its methods may wait on I/O (files, SQLite, a network): ``AsyncCacheTransport``
+    calls a blocking storage in a worker thread and the others on the event loop. An instance may be set
+    non-blocking (before a transport takes it) when its calls are known to be quick enough for the loop.
+    """
+
+    blocking: bool = True
 
     def get(self, key: str) -> list[CachedResponse]:
         """Every variant stored under ``key`` (most recent first); ``[]`` when none.

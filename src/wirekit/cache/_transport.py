@@ -2,8 +2,9 @@
 
 It asks the policy what to do, serves stored responses, revalidates them with conditional requests, stores
 what the origin sends (bodies as received: a gzip response stays gzip and is decoded on each use) and drops
-what unsafe methods invalidate. The I/O is the inner transport's and the storage's; the decisions are the
-policy's, so the proxy and (later) the async client share them.
+what unsafe methods invalidate. The decisions are ``CacheCore``'s (``_core``), which ``AsyncCacheTransport``
+(``_async``) shares; what is here is the sync I/O: the inner transport's ``send``, bodies read by iterating,
+storage calls in the caller's thread, and a thread for a stale-while-revalidate refresh.
 
 Every response it returns says what happened: ``from_cache``, ``cache_status`` (``"hit"``, ``"miss"``,
 ``"revalidated"``, ``"stale"``) and a ``Cache-Status`` header (RFC 9211) naming this cache.
@@ -11,25 +12,20 @@ Every response it returns says what happened: ``from_cache``, ``cache_status`` (
 
 from __future__ import annotations
 
-import datetime
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, Storage
+from wirekit.cache._core import BACKGROUND_TIMEOUT, ORIGIN_ERRORS, STREAM_FROM_STORAGE, BodyStore, CacheCore, Hit
+from wirekit.cache._model import CachedResponse, CacheStats, CorruptEntry, Storage
 from wirekit.cache._policy import Action, Lookup, Policy
 from wirekit.client._models import PreparedRequest, RawResponse, Response
 from wirekit.client._timeout import TimeoutTypes
 from wirekit.client._transport import BaseTransport, HTTPTransport
-from wirekit.exceptions import ConnectionError, Timeout
 from wirekit.net import TLSCert, TLSVerify
-from wirekit.protocol import Headers
 
-__all__ = ["CacheTransport"]
-
-STREAM_FROM_STORAGE = 1 << 20  # a streamed hit bigger than this is read from the storage chunk by chunk
-_ORIGIN_ERRORS = (ConnectionError, Timeout)
+__all__ = ["STREAM_FROM_STORAGE", "CacheTransport"]
 
 
 class CacheTransport(BaseTransport):
@@ -53,12 +49,27 @@ class CacheTransport(BaseTransport):
 
         self.inner = inner if inner is not None else HTTPTransport()
         self.storage = open_storage(storage)
-        self.policy = policy if policy is not None else Policy()
-        self.name = name
-        self._stats = CacheStats()
+        self.core = CacheCore(policy if policy is not None else Policy(), name)
         self._lock = threading.Lock()
-        self._revalidating: set[str] = set()
         self._closed = False
+
+    @property
+    def policy(self) -> Policy:
+        """The RFC 9111 rules this cache follows (``CacheCore.policy``)."""
+        return self.core.policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        self.core.policy = policy
+
+    @property
+    def name(self) -> str:
+        """This cache's name in ``Cache-Status``."""
+        return self.core.name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self.core.name = name
 
     # -- management ------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -67,26 +78,11 @@ class CacheTransport(BaseTransport):
 
     def delete(self, url: str) -> None:
         """Drop the stored responses to GET and HEAD of ``url``."""
-        for method in ("GET", "HEAD"):
-            key = self.policy.key(method, url)
-            if key is not None:
-                self.storage.delete(key)
+        self.core.delete(self.storage, url)
 
     def stats(self) -> CacheStats:
         """What this cache served (hits, misses, revalidated, stale, stores) and what its storage holds."""
-        stored = self.storage.stats()
-        s = self._stats
-        return CacheStats(
-            hits=s.hits,
-            misses=s.misses,
-            revalidated=s.revalidated,
-            stale=s.stale,
-            stores=s.stores,
-            store_errors=s.store_errors + stored.store_errors,
-            corrupt=s.corrupt + stored.corrupt,
-            entries=stored.entries,
-            size=stored.size,
-        )
+        return self.core.stats(self.storage)
 
     def close(self) -> None:
         """Close the inner transport and the storage (once, though a Session mounts this twice)."""
@@ -107,342 +103,185 @@ class CacheTransport(BaseTransport):
         cert: TLSCert = None,
         proxies: dict[str, str] | None = None,
     ) -> Response:
-        method = request.method or "GET"
-        url = request.url or ""
-        policy = self.policy
-        key = policy.key(method, url)
+        core = self.core
+        key = core.policy.key(request.method or "GET", request.url or "")
         if key is None:
             response = self.inner.send(request, stream, timeout, verify, cert, proxies)
-            if response.status_code < 400:
-                for dropped in policy.invalidations(method, url, response.status_code, response.headers):
-                    self._delete(dropped)
-            self._stats.misses += 1
-            return self._mark(response, "miss", "fwd=method")
-        try:
-            entries = self.storage.get(key)
-        except CorruptEntry:
-            self._stats.corrupt += 1
-            entries = []
-        now = time.time()
-        lookup = policy.lookup(method, url, request.headers, entries, now)
-        action = lookup.action
-        entry = lookup.entry
-        if action is Action.FRESH and entry is not None:
-            served = self._serve(request, entry, lookup, stream, "hit", f"hit; ttl={lookup.ttl}")
+            dropped = core.invalidations(request, response)
+            if dropped:
+                core.drop(self.storage, dropped)
+            return core.passed(response)
+        lookup, hit, fwd = core.find(self.storage, request, key, stream)
+        if hit is not None:  # (a whole body is answered here, a call shorter: the hit path is benchmarked)
+            served = core.answer(Response(), request, hit, self) if not stream else self._answer(request, hit, True)
             if served is not None:
-                self._stats.hits += 1
-                self.storage.touch(entry, now)
+                if lookup.background and core.claim(hit[0].key):
+                    self._revalidate_later(request, hit[0], lookup, verify, cert, proxies)
                 return served
-            action = Action.FETCH
+            lookup = Lookup(Action.FETCH)  # its body turned out corrupt (and was dropped): fetch
         kw: dict[str, Any] = {"timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies}
-        if action is Action.STALE and entry is not None:
-            detail = f"hit; ttl={lookup.ttl}" + (f"; detail={lookup.detail}" if lookup.detail else "")
-            served = self._serve(request, entry, lookup, stream, "stale", detail)
-            if served is not None:
-                self._stats.stale += 1
-                if lookup.background:
-                    self._revalidate_later(request, entry, lookup, kw)
-                return served
-            action = Action.FETCH
+        action = lookup.action
         if action is Action.GATEWAY_TIMEOUT:
-            self._stats.misses += 1
-            return self._gateway_timeout(request)
+            return core.gateway_timeout(Response(), request, self)
+        entry = lookup.entry
         if action is Action.REVALIDATE and entry is not None and lookup.conditional:
-            return self._revalidate(request, key, entry, lookup, stream, kw)
-        return self._fetch(request, key, entry, stream, kw, "uri-miss" if not entries else "miss")
+            return self._revalidate(request, entry, lookup, stream, kw)
+        return self._fetch(request, entry, stream, kw, fwd)
 
     # -- the origin ------------------------------------------------------------------------------
     def _fetch(
-        self,
-        request: PreparedRequest,
-        key: str,
-        fallback: CachedResponse | None,
-        stream: bool,
-        kw: dict[str, Any],
-        fwd: str,
+        self, request: PreparedRequest, fallback: CachedResponse | None, stream: bool, kw: dict[str, Any], fwd: str
     ) -> Response:
         """Send ``request`` unchanged, store what may be stored; serve ``fallback`` stale if the origin fails."""
         request_time = time.time()
         try:
             response = self.inner.send(request, stream=True, **kw)
-        except _ORIGIN_ERRORS:
+        except ORIGIN_ERRORS:
             stale = self._stale_on_error(request, fallback, stream)
             if stale is not None:
                 return stale
             raise
-        if response.status_code >= 500 and fallback is not None:
-            stale = self._stale_on_error(request, fallback, stream)
-            if stale is not None:
-                response.close()
-                return stale
-        self._stats.misses += 1
-        stored = self._store(request, response, request_time, time.time())
-        self._mark(response, "miss", f"fwd={fwd}" + ("; stored" if stored else ""))
-        if not stream:
-            _ = response.content
-        return response
+        return self._received(request, response, fallback, stream, request_time, time.time(), fwd)
 
     def _revalidate(
-        self,
-        request: PreparedRequest,
-        key: str,
-        entry: CachedResponse,
-        lookup: Lookup,
-        stream: bool,
-        kw: dict[str, Any],
+        self, request: PreparedRequest, entry: CachedResponse, lookup: Lookup, stream: bool, kw: dict[str, Any]
     ) -> Response:
-        conditional = request.copy()
-        conditional.headers = request.headers.copy()
-        for name, value in (lookup.conditional or {}).items():
-            conditional.headers[name] = value
+        core = self.core
         request_time = time.time()
         try:
-            response = self.inner.send(conditional, stream=True, **kw)
-        except _ORIGIN_ERRORS:
+            response = self.inner.send(core.conditional(request, lookup), stream=True, **kw)
+        except ORIGIN_ERRORS:
             stale = self._stale_on_error(request, entry, stream)
             if stale is not None:
                 return stale
             raise
         response_time = time.time()
         response.request = request
-        if response.status_code == 304:
-            updated = self.policy.on_not_modified(entry, response.headers, request_time, response_time)
-            response.close()
-            if updated is None:  # the 304 is not for what we hold: ask again without conditions
-                return self._fetch(request, key, None, stream, kw, "miss")
-            try:
-                self.storage.update(updated)
-            except Exception:
-                self._stats.store_errors += 1
-            fresh = self.policy.lookup(
-                request.method or "GET", request.url or "", request.headers, [updated], time.time()
-            )
-            served = self._serve(request, updated, fresh, stream, "revalidated", "fwd=stale; fwd-status=304")
+        if response.status_code != 304:
+            fwd = f"stale; fwd-status={response.status_code}"
+            return self._received(request, response, entry, stream, request_time, response_time, fwd)
+        response.close()
+        updated = core.not_modified(entry, response, request_time, response_time)
+        if updated is not None:
+            hit = core.refresh(self.storage, request, updated, stream)
+            served = self._answer(request, hit, stream) if hit is not None else None
             if served is not None:
-                self._stats.revalidated += 1
                 return served
-            return self._fetch(request, key, None, stream, kw, "miss")
-        if response.status_code >= 500:
-            stale = self._stale_on_error(request, entry, stream)
+        return self._fetch(request, None, stream, kw, "miss")  # the 304 is not for what we hold: ask again
+
+    def _received(
+        self,
+        request: PreparedRequest,
+        response: Response,
+        fallback: CachedResponse | None,
+        stream: bool,
+        request_time: float,
+        response_time: float,
+        fwd: str,
+    ) -> Response:
+        """The origin's answer: ``fallback`` served stale instead of a 5xx when allowed, else the answer,
+        stored as its body is read (all of it now unless ``stream``)."""
+        if self.core.origin_failed(response, fallback):
+            stale = self._stale_on_error(request, fallback, stream)
             if stale is not None:
                 response.close()
                 return stale
-        self._stats.misses += 1
         stored = self._store(request, response, request_time, response_time)
-        self._mark(response, "miss", f"fwd=stale; fwd-status={response.status_code}" + ("; stored" if stored else ""))
+        self.core.fetched(response, fwd, stored)
         if not stream:
             _ = response.content
         return response
 
     def _revalidate_later(
-        self, request: PreparedRequest, entry: CachedResponse, lookup: Lookup, kw: dict[str, Any]
-    ) -> None:
-        """stale-while-revalidate: refresh ``entry`` in the background, once per key at a time."""
-        with self._lock:
-            if entry.key in self._revalidating:
-                return
-            self._revalidating.add(entry.key)
-        background = request.copy()
-        background.headers = request.headers.copy()
-        kw = {**kw, "timeout": 30.0}
-
-        def run() -> None:
-            try:
-                if lookup.conditional:
-                    self._revalidate(background, entry.key, entry, lookup, False, kw)
-                else:
-                    self._fetch(background, entry.key, None, False, kw, "stale")
-            except Exception:  # noqa: S110 - a failed background refresh leaves the stale entry; the next use retries
-                pass
-            finally:
-                with self._lock:
-                    self._revalidating.discard(entry.key)
-
-        threading.Thread(target=run, name="wirekit-cache-revalidate", daemon=True).start()
-
-    def _stale_on_error(self, request: PreparedRequest, entry: CachedResponse | None, stream: bool) -> Response | None:
-        if entry is None or not self.policy.stale_if_error(entry, request.headers, time.time()):
-            return None
-        now = time.time()
-        lookup = Lookup(Action.STALE, entry, age=self.policy.age(entry, now))
-        lookup.ttl = self.policy.freshness_lifetime(entry) - lookup.age
-        served = self._serve(request, entry, lookup, stream, "stale", f"hit; ttl={lookup.ttl}; detail=stale-if-error")
-        if served is not None:
-            self._stats.stale += 1
-        return served
-
-    # -- storing ---------------------------------------------------------------------------------
-    def _store(self, request: PreparedRequest, response: Response, request_time: float, response_time: float) -> bool:
-        """Start storing ``response`` as its body is read (the body passes through a writer). True if it will be."""
-        method = request.method or "GET"
-        policy = self.policy
-        if not policy.storable(method, request.headers, response.status_code, response.headers):
-            return False
-        raw = response.raw
-        if raw is None or not isinstance(response._content, bool):
-            return False  # an inner transport that read the body itself: nothing raw to keep
-        entry = policy.make_entry(
-            method,
-            request.url or "",
-            request.headers,
-            response.status_code,
-            response.reason,
-            response.headers,
-            request_time,
-            response_time,
-        )
-        try:
-            writer = self.storage.writer(entry)
-        except Exception:
-            self._stats.store_errors += 1
-            return False
-        response.raw = RawResponse(
-            _TeeBody(raw, writer, self._stats),
-            status=raw.status,
-            reason=raw.reason,
-            headers=raw.headers,
-            version=raw.version,
-        )
-        return True
-
-    def _delete(self, key: str) -> None:
-        try:
-            self.storage.delete(key)
-        except Exception:
-            self._stats.store_errors += 1
-
-    # -- answering from the cache ----------------------------------------------------------------
-    def _serve(
         self,
         request: PreparedRequest,
         entry: CachedResponse,
         lookup: Lookup,
-        stream: bool,
-        status: str,
-        detail: str,
-    ) -> Response | None:
-        """A Response built from ``entry``, or None when its body turned out corrupt (it is dropped)."""
-        storage = self.storage
-        raw: RawResponse
-        body: bytes | None = None
-        try:
-            if not stream:
-                body = entry.body if entry.body is not None else storage.read_body(entry)
-                raw = RawResponse(None, status=entry.status, reason=entry.reason, headers=entry.headers)
-            elif entry.body is None and entry.body_length > STREAM_FROM_STORAGE:
-                raw = RawResponse(
-                    _StoredBody(storage.open_body(entry)),
-                    status=entry.status,
-                    reason=entry.reason,
-                    headers=entry.headers,
-                )
-            else:  # streamed: the raw body, decoded as it is read (the proxy relays it as stored)
-                data = entry.body if entry.body is not None else storage.read_body(entry)
-                raw = RawResponse(
-                    _StoredBody(iter((data,))), status=entry.status, reason=entry.reason, headers=entry.headers
-                )
-        except CorruptEntry:
-            self._stats.corrupt += 1
+        verify: TLSVerify,
+        cert: TLSCert,
+        proxies: dict[str, str] | None,
+    ) -> None:
+        """stale-while-revalidate: refresh ``entry`` in a thread (``core.claim`` made it the only one)."""
+        background = self.core.background_request(request)
+        kw: dict[str, Any] = {"timeout": BACKGROUND_TIMEOUT, "verify": verify, "cert": cert, "proxies": proxies}
+
+        def run() -> None:
+            try:
+                if lookup.conditional:
+                    self._revalidate(background, entry, lookup, False, kw)
+                else:
+                    self._fetch(background, None, False, kw, "stale")
+            except Exception:  # noqa: S110 - a failed background refresh leaves the stale entry; the next use retries
+                pass
+            finally:
+                self.core.release(entry.key)
+
+        threading.Thread(target=run, name="wirekit-cache-revalidate", daemon=True).start()
+
+    def _stale_on_error(self, request: PreparedRequest, entry: CachedResponse | None, stream: bool) -> Response | None:
+        if entry is None:
             return None
-        headers = Headers.__new__(Headers)
-        headers._store = {k: v[:] for k, v in entry.headers._store.items()}
-        headers._store["age"] = ["Age", str(lookup.age)]
-        raw.headers = headers
-        response = Response()
-        response.status_code = entry.status
-        response.reason = entry.reason
-        response.headers = headers
-        response.url = request.url or entry.url
-        response.request = request
-        response.connection = self
-        response.raw = raw
-        response.elapsed = datetime.timedelta(0)
-        response.from_cache = True
-        if body is not None:
-            if "content-encoding" in headers._store:
-                from wirekit.client._transport import _decode
+        hit = self.core.stale_on_error(self.storage, request, entry, stream)
+        return self._answer(request, hit, stream) if hit is not None else None
 
-                response._content = _decode(body, response)
-            else:
-                response._content = body
-            response._content_consumed = True
-        return self._mark(response, status, detail)
+    # -- storing ---------------------------------------------------------------------------------
+    def _store(self, request: PreparedRequest, response: Response, request_time: float, response_time: float) -> bool:
+        """Start storing ``response`` as its body is read (the body passes through a writer). True if it will be."""
+        raw = response.raw
+        if raw is None or not isinstance(response._content, bool):
+            return False  # an inner transport that read the body itself: nothing raw to keep
+        core = self.core
+        entry = core.to_store(request, response, request_time, response_time)
+        if entry is None:
+            return False
+        store = core.open_store(self.storage, entry)
+        if store is None:
+            return False
+        response.raw = RawResponse(
+            _TeeBody(raw, store), status=raw.status, reason=raw.reason, headers=raw.headers, version=raw.version
+        )
+        return True
 
-    def _gateway_timeout(self, request: PreparedRequest) -> Response:
-        response = Response()
-        response.status_code = 504
-        response.reason = "Gateway Timeout"
-        response.url = request.url or ""
-        response.request = request
-        response.connection = self
-        response.raw = RawResponse(None, status=504, reason="Gateway Timeout", headers=response.headers)
-        response._content = b""
-        response._content_consumed = True
-        return self._mark(response, "miss", "fwd=miss; detail=only-if-cached")
-
-    def _mark(self, response: Response, status: str, detail: str) -> Response:
-        response.cache_status = status
-        value = f"{self.name}; {detail}"
-        store = response.headers._store
-        previous = store.get("cache-status")
-        if previous is None:
-            store["cache-status"] = ["Cache-Status", value]
-        else:  # caches nearer the origin come first (RFC 9211 section 2)
-            previous.append(value)
-        return response
+    # -- answering from the cache ----------------------------------------------------------------
+    def _answer(self, request: PreparedRequest, hit: Hit, stream: bool) -> Response | None:
+        """The Response for ``hit``; None when its body turned out corrupt (the storage dropped it)."""
+        if not stream:
+            return self.core.answer(Response(), request, hit, self)
+        entry, _age, body, _status, _detail = hit
+        if body is None:  # a large body: read from the storage chunk by chunk
+            try:
+                source = _StoredBody(self.storage.open_body(entry))
+            except CorruptEntry:
+                self.core.count("corrupt")
+                return None
+        else:  # the raw body, decoded as it is read (the proxy relays it as stored)
+            source = _StoredBody(iter((body,)))
+        return self.core.answer(Response(), request, hit, self, source)
 
 
 class _TeeBody:
     """The origin's raw chunks on their way to the user, copied into the storage; committed at the end."""
 
-    __slots__ = ("_done", "_raw", "_stats", "_writer")
+    __slots__ = ("_raw", "_store")
 
-    def __init__(self, raw: RawResponse, writer: BodyWriter, stats: CacheStats) -> None:
+    def __init__(self, raw: RawResponse, store: BodyStore) -> None:
         self._raw = raw
-        self._writer: BodyWriter | None = writer
-        self._stats = stats
-        self._done = False
+        self._store = store
 
     def __iter__(self) -> Iterator[bytes]:
         raw = self._raw
+        store = self._store
         try:
             while data := raw.read_chunk():
-                self._write(data)
+                store.write(data)
                 yield data
         except BaseException:
-            self._abort()
+            store.abort()
             raise
-        self._commit()
-
-    def _write(self, data: bytes) -> None:
-        writer = self._writer
-        if writer is None:
-            return
-        try:
-            writer.write(data)
-        except Exception:  # a full disk, a lost Redis: the user still gets the body
-            self._stats.store_errors += 1
-            self._abort()
-
-    def _commit(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is None:
-            return
-        try:
-            writer.commit()
-        except Exception:
-            self._stats.store_errors += 1
-            writer.abort()
-        else:
-            self._stats.stores += 1
-
-    def _abort(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.abort()
+        store.finish()
 
     def close(self) -> None:
-        self._abort()  # closed before the end: nothing is stored
+        self._store.abort()  # closed before the end: nothing is stored
         self._raw.close()
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -380,3 +382,39 @@ def test_server_dropping_every_tenth_connection(scripted_server: Callable[..., S
             assert s.pool.statistics()["in_use"] == 0
 
     run(main)
+
+
+def test_body_broken_off_on_a_reused_connection_is_not_sent_again(
+    scripted_server: Callable[..., ScriptedServer],
+) -> None:
+    """The server resets a kept-alive connection in the middle of a response body: the head came, so the
+    request is not sent again on a new connection (only a failure before the head is), and the error carries
+    the response."""
+    requests = 0
+
+    def handler(conn: socket.socket) -> None:
+        nonlocal requests
+        read_request(conn)
+        requests += 1
+        conn.sendall(OK)
+        read_request(conn)
+        requests += 1
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        time.sleep(0.2)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+        conn.close()
+
+    srv = scripted_server(handler)
+
+    async def main() -> None:
+        async with wirekit.AsyncSession(timeout=TIMEOUT) as s:
+            assert (await s.get(srv.url)).content == b"ok"
+            with pytest.raises(ConnectionError) as info:
+                await s.get(srv.url)
+            assert info.value.response is not None
+            assert info.value.response.status_code == 200
+            assert s.pool.statistics()["in_use"] == 0
+            assert s.pool.opened == 1
+
+    run(main)
+    assert requests == 2

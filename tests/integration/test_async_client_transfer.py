@@ -431,3 +431,83 @@ def test_streamed_download_reads_only_as_asked(scripted_server: Callable[..., Sc
             assert s.pool.statistics()["idle"] == 1
 
     run(main)
+
+
+def test_connection_reused_after_a_streamed_body_left_reading_paused(
+    scripted_server: Callable[..., ScriptedServer],
+) -> None:
+    """A streamed body whose last byte is the one that takes the buffer past READ_HIGH_WATER (reading pauses)
+    while nobody reads, then read from the buffer to its end: the connection goes back to the pool with
+    reading paused, and the next request on it must resume reading rather than wait for bytes that cannot come."""
+    size = READ_HIGH_WATER + 1
+    body = pattern(size)
+
+    def handler(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        time.sleep(0.2)  # the head alone first: the whole body then goes to the stream's buffer
+        conn.sendall(body)
+        read_request(conn)
+        conn.sendall(OK)
+        wait_until_closed(conn)
+
+    server = scripted_server(handler)
+
+    async def main() -> None:
+        async with wirekit.AsyncSession(timeout=TIMEOUT) as s:
+            r = await s.get(server.url, stream=True)
+            assert r._body is not None
+            conn = r._body._conn
+            assert conn is not None
+            protocol = conn.stream._protocol
+            for _ in range(500):
+                if len(protocol.buffer) >= size:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(protocol.buffer) == size
+            assert not conn.stream.transport.is_reading()
+            assert await r.aread() == body
+            assert s.pool.statistics()["idle"] == 1
+            r = await s.get(server.url)
+            assert r.content == b"ok"
+            assert s.pool.opened == 1
+
+    run(main)
+
+
+def test_whole_bodies_however_they_arrive(scripted_server: Callable[..., ScriptedServer]) -> None:
+    """Bodies read whole (no stream=True) arrive right whatever the pieces: with the head in one write, after
+    it, partly with it, in small chunks of a chunked body; big pieces are read on from the stream's buffer."""
+    big = pattern(300 * 1024)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big)
+    plans: list[list[bytes]] = [
+        [head + big],
+        [head, big],
+        [head + big[:10000], big[10000:]],
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"]
+        + [b"%x\r\n%s\r\n" % (len(big[i : i + 5000]), big[i : i + 5000]) for i in range(0, 60000, 5000)]
+        + [b"0\r\n\r\n"],
+        [head[:20], head[20:] + big[:100], big[100:70000], big[70000:]],
+    ]
+
+    def handler(conn: socket.socket) -> None:
+        for plan in plans:
+            read_request(conn)
+            for i, piece in enumerate(plan):
+                if i:
+                    time.sleep(0.05)
+                conn.sendall(piece)
+        wait_until_closed(conn)
+
+    server = scripted_server(handler)
+
+    async def main() -> None:
+        async with wirekit.AsyncSession(timeout=TIMEOUT) as s:
+            for plan in plans:
+                r = await s.get(server.url)
+                expected = big[:60000] if b"chunked" in plan[0] else big
+                assert r.status_code == 200
+                assert r.content == expected
+            assert s.pool.opened == 1
+
+    run(main)

@@ -765,3 +765,107 @@ def test_trailers_after_a_head_with_many_fields() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         conn.next_request()
     assert info.value.status_hint == 431
+
+
+# -- a head split across reads; whole requests and responses in one step ----------------------------------------
+def test_a_head_split_across_reads_counts_once_against_the_limits() -> None:
+    fields = b"".join(b"X-Field-%03d: %s\r\n" % (i, b"v" * 500) for i in range(95))  # about 50 KB of 64
+    server = Connection(SERVER)
+    head = b"GET / HTTP/1.1\r\nHost: a\r\n" + fields + b"\r\n"
+    for i in range(0, len(head), len(head) // 3 + 1):
+        server.receive_data(head[i : i + len(head) // 3 + 1])
+    request = server.next_event()
+    assert isinstance(request, Request)
+    assert len(request.headers) == 96
+    client = client_after()
+    response = b"HTTP/1.1 200 OK\r\n" + fields + b"Content-Length: 2\r\n\r\nok"
+    for i in range(0, len(response), 1000):
+        client.receive_data(response[i : i + 1000])
+    evs = events(client)
+    assert isinstance(evs[0], Response)
+    assert len(evs[0].headers) == 96
+    assert body(evs) == b"ok"
+    # and past a limit in pieces: the same error as in one read
+    client = Connection(CLIENT, limits=Limits(max_fields=1000))
+    client.send_whole_request("GET", "/", Headers({"Host": "h"}))
+    client.receive_data(b"HTTP/1.1 200 OK\r\n" + fields[: len(fields) // 2])
+    with pytest.raises(RemoteProtocolError, match="header block") as info:
+        client.receive_data(fields * 2)
+        events(client)
+    assert info.value.status_hint == 431
+
+
+def test_send_whole_request_is_send_request_data_and_end() -> None:
+    headers = Headers({"Host": "h", "Content-Length": "5", "X-A": "1"})
+    one = Connection(CLIENT)
+    three = Connection(CLIENT)
+    whole = one.send_whole_request("POST", "/p", headers, b"hello")
+    parts = three.send(Request("POST", "/p", headers)) + three.send(Data(b"hello")) + three.send(EndOfMessage())
+    assert whole == parts
+    assert one.our_state is three.our_state is State.DONE
+    # the same errors, and the connection is then unusable
+    for bad_headers, body_, message in [
+        (Headers({"Host": "h", "Content-Length": "3"}), b"hello", "longer than its Content-Length"),
+        (Headers({"Host": "h", "Content-Length": "9"}), b"hello", "shorter than its Content-Length"),
+        (Headers({"X-A": "1"}), b"", "Host"),
+        (Headers({"Host": "h", "X-A": "a\r\nb"}), b"", "control characters"),
+    ]:
+        c = Connection(CLIENT)
+        with pytest.raises(LocalProtocolError, match=message):
+            c.send_whole_request("GET", "/", bad_headers, body_)
+        assert c.our_state is State.ERROR
+    c = Connection(CLIENT)
+    with pytest.raises(LocalProtocolError, match="target"):
+        c.send_whole_request("GET", "/a b", Headers({"Host": "h"}))
+    # Connection: close is honoured; chunked framing goes the long way round
+    c = Connection(CLIENT)
+    c.send_whole_request("GET", "/", Headers({"Host": "h", "Connection": "close"}))
+    assert c.our_state is State.MUST_CLOSE
+    c = Connection(CLIENT)
+    out = c.send_whole_request("POST", "/", Headers({"Host": "h", "Transfer-Encoding": "chunked"}), b"abc")
+    assert out.endswith(b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+
+
+def test_next_response_takes_a_whole_response_or_nothing() -> None:
+    c = client_after()
+    c.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    got = c.next_response()
+    assert got is not None
+    head, data = got
+    assert head.status_code == 200
+    assert data == b"ok"
+    assert c.their_state is State.DONE
+    assert c.next_event() is PAUSED
+    # not all of it yet: nothing taken, next_event() goes on as before
+    c = client_after()
+    c.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok")
+    assert c.next_response() is None
+    evs = events(c)
+    assert isinstance(evs[0], Response)
+    assert body(evs) == b"ok"
+    c.receive_data(b"ok")
+    assert body(events(c)) == b"ok"
+    assert c.their_state is State.DONE
+    # an interim response first, and a body framed by the end of the connection
+    c = client_after()
+    c.receive_data(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\nab")
+    assert c.next_response() is None
+    assert isinstance(c.next_event(), InformationalResponse)
+    c.receive_data(b"")
+    got = c.next_response()
+    assert got is not None
+    assert got[1] == b"ab"
+    assert c.their_state is State.MUST_CLOSE
+    # several pieces of a chunked body, joined
+    c = client_after()
+    c.receive_data(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n")
+    got = c.next_response()
+    assert got is not None
+    assert got[1] == b"abcde"
+    # trailers: not in one step
+    c = client_after()
+    c.receive_data(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nX-T: 1\r\n\r\n")
+    assert c.next_response() is None
+    evs = events(c)
+    assert isinstance(evs[-1], EndOfMessage)
+    assert evs[-1].headers is not None

@@ -21,7 +21,8 @@ async iterator cannot be sent twice (``UnrewindableBodyError`` on a 307/308 or a
 generator). A streamed response is read from the socket only as the consumer asks (``AsyncStream`` stops
 reading past ``READ_HIGH_WATER``).
 
-Not yet: the HTTP cache. uvloop works when the caller installs it (``uvloop.run(main())``).
+``cache=`` puts the HTTP cache in front (``wirekit.cache.AsyncCacheTransport``). uvloop works when the caller
+installs it (``uvloop.run(main())``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import asyncio
 import io
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Hashable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Hashable, Mapping
 from contextlib import aclosing, suppress
 from types import TracebackType
 from typing import Any, cast
@@ -76,6 +77,8 @@ from wirekit.exceptions import (
     TotalTimeout,
 )
 from wirekit.net import AsyncStream, TLSCert, TLSVerify, client_context, open_tcp_async
+from wirekit.net._aio_stream import READ_SIZE, ReadExpired
+from wirekit.net._errors import translate_os_error
 from wirekit.protocol import Data, Headers
 from wirekit.protocol import Response as _Head
 
@@ -93,22 +96,54 @@ CLOSE_WAIT = 1.0  # seconds aclose() waits for the loop to close the idle connec
 
 
 class AsyncHTTPConnection(ClientCore):
-    """A keep-alive connection on asyncio, used by one request at a time (the async ``HTTPConnection``)."""
+    """A keep-alive connection on asyncio, used by one request at a time (the async ``HTTPConnection``).
 
-    __slots__ = ("stream",)
+    Two ways to read a response: ``receive_response_head``, then ``next_body_piece``/``read_body``, read the
+    stream's buffer (with a wait per read); ``expect_response`` hands the bytes to the parser as they arrive
+    (the stream's sink) and settles one future when the head, or the whole response, is in.
+    """
+
+    __slots__ = ("_head", "_parts", "_waiter", "_whole", "head_at", "stream")
 
     def __init__(self, stream: AsyncStream, key: Any = None) -> None:
         super().__init__(key)
         self.stream = stream
+        self._waiter: asyncio.Future[Any] | None = None  # what expect_response returned, until settled
+        self._whole = False
+        self._head: _Head | None = None  # the head, while the rest of a whole response is awaited
+        self._parts: list[bytes] = []
+        self.head_at = 0.0  # time.perf_counter() when the last response head came
 
     async def send_request(self, method: str, target: str, headers: Headers, body: Any) -> None:
         """Write the request head and body. Raises wirekit errors; on failure the connection is unusable."""
+        more = self.start_request(method, target, headers, body)
+        if more is not None:
+            await more
+
+    def start_request(self, method: str, target: str, headers: Headers, body: Any) -> Coroutine[Any, Any, None] | None:
+        """``send_request`` without a coroutine when it need not wait: writes the head, and the body with it
+        when it is small. None when everything went to the transport; else a coroutine to await for the rest
+        (a body to stream, or a peer slow to take the bytes). Raises wirekit errors; on failure the connection
+        is unusable."""
         try:
             first, rest = self._start_request(method, target, headers, body)
-            await self.stream.send_all(first)
+            must_drain = self.stream.send_nowait(first)
+        except BaseException as exc:
+            error = self._failed_send(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        if rest is None and not must_drain:
+            return None
+        return self._send_rest(rest)
+
+    async def _send_rest(self, rest: Any) -> None:
+        stream = self.stream
+        try:
+            await stream.drain()
             if rest is not None:
                 h11 = self._h11
-                send_all = self.stream.send_all
+                send_all = stream.send_all
                 async with aclosing(aiter_body(rest)) as chunks:
                     async for chunk in chunks:
                         await send_all(h11.send(Data(chunk)))
@@ -118,6 +153,116 @@ class AsyncHTTPConnection(ClientCore):
             if error is exc:
                 raise
             raise error from exc
+
+    # -- the response, fed as it arrives -------------------------------------------------------------------
+    def expect_response(self, whole: bool) -> asyncio.Future[Any]:
+        """A future for the response to the request sent, settled from the stream's callbacks as bytes arrive:
+        its final head (a ``protocol.Response``; 1xx interim responses are skipped) or, when ``whole``,
+        ``(head, body)``: the whole body (not content-decoded), the connection then ready for reuse. It fails
+        with the wirekit error (``InvalidResponse``, ``RemoteDisconnected``, ``ChunkedEncodingError``...), or
+        with ``ReadExpired`` if the caller watches it (``StreamProtocol.watch``) and no byte comes in time.
+
+        ``READ_ON`` when more than ``READ_SIZE`` bytes came at once: the caller reads on from the stream, with
+        ``receive_response_head`` unless ``take_head()`` has the head already, then (whole) ``read_body``,
+        which returns the body with what came of it before.
+
+        Without ``whole``, the body that came with the head stays with the parser and the rest in the stream:
+        ``next_body_piece`` reads on (at the consumer's pace). No one may read the stream meanwhile.
+        """
+        protocol = self.stream._protocol
+        waiter: asyncio.Future[Any] = protocol.loop.create_future()
+        self._waiter = waiter
+        self._whole = whole
+        self._head = None
+        buffered = protocol.attach_sink(self._on_data, self._on_lost)
+        if buffered:
+            self._on_data(buffered)
+        elif self._h11._events:  # parsed already (bytes that came with the last response): the answer may be there
+            try:
+                result = self._pump()
+            except Exception as exc:
+                self._settle(exc, None)
+            else:
+                if result is not None:
+                    self._settle(None, result)
+        if protocol.eof and self._waiter is waiter:
+            self._on_lost(protocol.error)
+        return waiter
+
+    def _on_data(self, data: bytes) -> None:
+        if len(data) > READ_SIZE:
+            # A lot at once (a big body): the stream's buffer takes it, and the caller reads on from there in
+            # pieces (receive_response_head, read_body), as the parser would otherwise copy it out in pieces
+            # that large, and big short-lived blocks cost page faults (glibc gives them back to the system).
+            protocol = self.stream._protocol
+            protocol.sink = protocol.sink_lost = None
+            protocol.data_received(data)  # (buffered, and reading paused past READ_HIGH_WATER)
+            self._settle(None, READ_ON)
+            return
+        try:
+            self._h11.receive_data(data)
+            result = self._pump()
+        except Exception as exc:
+            self._settle(exc, None)
+            return
+        if result is not None:
+            self._settle(None, result)
+
+    def _pump(self) -> Any:
+        """The head, or ``(head, body)`` when the whole response is wanted, once in; None until then."""
+        head = self._head
+        if head is None:
+            if self._whole and (whole := self._h11.next_response()) is not None:
+                self.head_at = time.perf_counter()
+                return whole  # all of it came at once: the common case
+            head = self._head_event()
+            if head is None:
+                return None
+            self.head_at = time.perf_counter()
+            if not self._whole:
+                return head
+            self._head = head
+        parts = self._parts
+        while True:
+            piece = self._body_event()
+            if piece is _NEED_DATA:
+                return None
+            if piece is None:
+                return head, parts[0] if len(parts) == 1 else b"".join(parts)
+            parts.append(piece)  # type: ignore[arg-type]
+
+    def _on_lost(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self._on_data(b"")  # end of file: the parser says what it means (the end of a body framed by it)
+        else:
+            error = translate_os_error(exc, "read")
+            error.__cause__ = exc
+            self._settle(error, None)
+        if self._waiter is not None:  # (the parser always ends a response at end of file: not reached)
+            self._settle(RemoteDisconnected("the connection was closed during the response"), None)
+
+    def _settle(self, exc: BaseException | None, result: Any) -> None:
+        protocol = self.stream._protocol
+        protocol.sink = protocol.sink_lost = None
+        protocol.unwatch()
+        waiter, self._waiter = self._waiter, None
+        if result is not READ_ON:  # (else the head and the body so far are for the caller, who reads on)
+            if exc is None:
+                self._head = None  # (after a failure it stays: the body broke off after that head)
+            if self._parts:
+                self._parts = []
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(result)
+            else:
+                waiter.set_exception(exc)
+
+    def take_head(self) -> _Head | None:
+        """After ``READ_ON``: the head, when it came before (then the body goes on with ``read_body``)."""
+        head, self._head = self._head, None
+        return head
+
+    # -- the response, read from the stream ----------------------------------------------------------------
 
     async def receive_response_head(self) -> _Head:
         """Read until the final response head (1xx interim responses are skipped)."""
@@ -135,14 +280,16 @@ class AsyncHTTPConnection(ClientCore):
 
     async def read_body(self) -> bytes:
         """The rest of the body (not content-decoded). Leaves the connection ready for reuse."""
-        parts = []
+        parts, self._parts = self._parts, []  # (what expect_response had of it when it said READ_ON)
         while (piece := await self.next_body_piece()) is not None:
             parts.append(piece)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def is_stale(self) -> bool:
         """True when an idle connection can no longer be used: the server closed it or sent something."""
-        return self.stream.closed or self.stream.is_readable()
+        stream = self.stream
+        protocol = stream._protocol
+        return protocol.eof or bool(protocol.buffer) or stream._transport.is_closing()
 
     def close(self) -> None:
         """Close the socket at once, as the sync ``HTTPConnection`` does.
@@ -151,6 +298,8 @@ class AsyncHTTPConnection(ClientCore):
         open until the peer answers (or 30 s pass), past the end of a loop that stops right after. A client
         closes a connection only when nothing it wrote still matters (the exchange is over, or broke off).
         """
+        if self._waiter is not None:
+            self._settle(RemoteDisconnected("the connection was closed"), None)
         self.stream.abort()
 
     def __repr__(self) -> str:
@@ -272,11 +421,34 @@ class AsyncConnectionPool:
 
     async def acquire(self, key: PoolKey, timeout: float | None = None) -> AsyncHTTPConnection | None:
         """Take a place for ``key``; an idle, still-open connection to reuse, or None (then open one)."""
+        conn = self.try_acquire(key)
+        if isinstance(conn, _Full):
+            return await self.acquire_waiting(key, timeout)
+        return conn
+
+    def try_acquire(self, key: PoolKey) -> AsyncHTTPConnection | _Full | None:
+        """``acquire`` when there is room, without a coroutine: the connection to reuse or None (then open one);
+        ``FULL`` when the caller has to wait its turn (``await acquire_waiting(key, timeout)``)."""
         self._closed = False  # a closed pool opens again when used
-        if self._has_room(key) and key not in self._waiters:
-            self._take(key)
-        else:
-            await self._wait_turn(key, timeout)
+        in_use = self._in_use
+        count = in_use.get(key, 0)
+        if self._total >= self.max_total or count >= self.max_per_host or (self._waiters and key in self._waiters):
+            return FULL
+        in_use[key] = count + 1
+        self._total += 1
+        idle = self._idle.get(key)
+        if not idle:
+            return None
+        conn = pop_usable(idle, self.max_idle_seconds)
+        if conn is not None:
+            self.reused += 1
+        return conn
+
+    async def acquire_waiting(self, key: PoolKey, timeout: float | None = None) -> AsyncHTTPConnection | None:
+        """``acquire`` after ``try_acquire`` said ``FULL``: wait for a place (FIFO, ``PoolTimeout`` after
+        ``timeout`` seconds), then the connection to reuse or None."""
+        self._closed = False
+        await self._wait_turn(key, timeout)
         conn = pop_usable(self._idle.get(key), self.max_idle_seconds)
         if conn is not None:
             self.reused += 1
@@ -286,14 +458,25 @@ class AsyncConnectionPool:
         """Give back the place taken for ``key``, with its connection (kept if reusable) or None (it failed)."""
         if conn is not None:
             if not self._closed and conn.is_reusable:
-                idle = self._idle.setdefault(key, [])
+                idle = self._idle.get(key)
+                if idle is None:
+                    idle = self._idle[key] = []
                 if len(idle) < self.max_per_host:
                     conn.idle_since = time.monotonic()
                     idle.append(conn)
                     conn = None
             if conn is not None:
                 conn.close()
-        self._give_back(key)
+        # _give_back(key), inlined
+        in_use = self._in_use
+        left = in_use[key] - 1
+        if left:
+            in_use[key] = left
+        else:
+            del in_use[key]
+        self._total -= 1
+        if self._waiters:
+            self._wake()
 
     def close(self) -> None:
         """Close every idle connection; connections in use are closed when they come back."""
@@ -320,6 +503,30 @@ class AsyncConnectionPool:
             "opened": self.opened,
             "reused": self.reused,
         }
+
+
+class _ReadOn:
+    """``AsyncHTTPConnection.expect_response``'s answer when a lot came at once: read on from the stream."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "READ_ON"
+
+
+READ_ON = _ReadOn()
+
+
+class _Full:
+    """``AsyncConnectionPool.try_acquire``'s answer when the limits are reached."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FULL"
+
+
+FULL = _Full()
 
 
 def _task_cancelling() -> bool:
@@ -497,6 +704,17 @@ class AsyncHTTPTransport:
         A plain function that returns the coroutine to await: without retries that is ``_send_once`` itself,
         so the common request costs no coroutine more than it needs.
         """
+        return self._send(request, stream, timeout, verify, cert, proxies)
+
+    def _send(
+        self,
+        request: PreparedRequest,
+        stream: bool,
+        timeout: Timeout,
+        verify: TLSVerify,
+        cert: TLSCert,
+        proxies: Mapping[str, str] | None,
+    ) -> Coroutine[Any, Any, AsyncResponse]:
         url = request._url
         if url is None:
             if request.url is None:
@@ -555,11 +773,16 @@ class AsyncHTTPTransport:
         https = url.scheme == "https"
         key = pool_key(url, proxy, verify, cert)
         pool = self.pool
-        try:
-            conn = await pool.acquire(key, t.pool)
-        except PoolTimeout as exc:
-            _attach(exc, request)
-            raise
+        got = pool.try_acquire(key)
+        conn: AsyncHTTPConnection | None
+        if isinstance(got, _Full):
+            try:
+                conn = await pool.acquire_waiting(key, t.pool)
+            except PoolTimeout as exc:
+                _attach(exc, request)
+                raise
+        else:
+            conn = got
         reused = conn is not None
         try:
             while True:
@@ -576,10 +799,29 @@ class AsyncHTTPTransport:
                     target, wire = proxy_request_head(url, request.headers, parse_proxy_url(proxy))
                 started = time.perf_counter()
                 try:
-                    await conn.send_request(method, target, wire, request.body)
-                    head = await conn.receive_response_head()
+                    more = conn.start_request(method, target, wire, request.body)
+                    if more is not None:
+                        await more
+                    # one future for the head, or for the whole response: no wait per read
+                    waiter = conn.expect_response(not stream)
+                    if not waiter.done():
+                        protocol = stream_._protocol
+                        if t.read is not None or t.deadline is not None:
+                            protocol.watch(waiter, t.read, t.deadline)
+                        try:
+                            await waiter
+                        except ReadExpired as exc:
+                            raise translate_os_error(exc, "read", deadline_hit=protocol.expired_by_deadline) from exc
+                    result = waiter.result()
+                    if result is READ_ON:  # a big response: on from the stream's buffer, as it comes
+                        head = conn.take_head()
+                        if head is None:
+                            head = await conn.receive_response_head()
+                            conn.head_at = time.perf_counter()
+                        result = head if stream else (head, None)
                 except (RemoteDisconnected, ConnectionError) as exc:
-                    if reused and retry_on_new_connection(method, exc):
+                    # before the head, on a connection the server may have closed while it was idle: once more
+                    if conn._head is None and reused and retry_on_new_connection(method, exc):
                         conn.close()
                         conn, reused = None, False
                         request.rewind_body()
@@ -587,27 +829,43 @@ class AsyncHTTPTransport:
                     raise
                 break
         except BaseException as exc:
+            head = None
             if conn is not None:
+                head = conn._head  # the body broke off after the head came (the whole response was awaited)
                 conn.close()
             pool.release(key, None)
             if isinstance(exc, RequestException):
-                _attach(exc, request)
+                if head is not None:
+                    _attach(exc, request, self._response(head, request, url, started, conn))  # type: ignore[arg-type]
+                else:
+                    _attach(exc, request)
             raise
-        response = AsyncResponse()
-        response_from_head(response, head, request, url, self, started)
         if stream:
+            response = self._response(result, request, url, started, conn)
             response._body = _AsyncBody(conn, pool, key)
             return response
-        try:
-            body = await conn.read_body()
-        except BaseException as exc:
-            conn.close()
-            pool.release(key, None)
-            if isinstance(exc, RequestException):
-                _attach(exc, request, response)
-            raise
+        head, body = result
+        response = self._response(head, request, url, started, conn)
+        if body is None:  # (READ_ON) the rest of the body, as it comes
+            try:
+                body = await conn.read_body()
+            except BaseException as exc:
+                conn.close()
+                pool.release(key, None)
+                if isinstance(exc, RequestException):
+                    _attach(exc, request, response)
+                raise
         pool.release(key, conn)
         set_body(response, body)
+        return response
+
+    def _response(
+        self, head: _Head, request: PreparedRequest, url: URL, started: float, conn: AsyncHTTPConnection
+    ) -> AsyncResponse:
+        """The response for ``head``; ``elapsed`` is the time from ``started`` to its arrival."""
+        response = AsyncResponse()
+        # (the head may have come a little before the body: elapsed counts until the head, as requests does)
+        response_from_head(response, head, request, url, self, started - conn.head_at + time.perf_counter())
         return response
 
     async def _connect(
@@ -692,6 +950,11 @@ class AsyncSession:
     ``max_retries`` is what ``HTTPTransport`` takes (a ``Retry``, or a number of connection retries).
     ``timeout`` takes what ``Session`` takes; ``Timeout(total=...)`` bounds the whole call, redirects
     and auth rounds included (and, with ``stream=True``, the reading of the body too).
+
+    ``cache=`` takes what ``Session(cache=...)`` takes (``True``, ``"memory:"``, a directory,
+    ``"sqlite:///path.db"``, ``"redis://host/0"``, a storage) or an ``AsyncCacheTransport``, and puts that
+    cache in front of the connections; ``session.cache`` is then the ``AsyncCacheTransport``:
+    ``await s.cache.stats()``, ``await s.cache.delete(url)``, ``await s.cache.clear()``.
     """
 
     headers = _Setting()
@@ -714,10 +977,18 @@ class AsyncSession:
         max_per_host: int = 10,
         max_total: int = 100,
         max_retries: Retry | int | None = 0,
+        cache: Any = None,
     ) -> None:
         self._core = Session(timeout=timeout)
         self._core.close()
-        self.transport = AsyncHTTPTransport(max_per_host, max_total, max_retries=max_retries)
+        http = AsyncHTTPTransport(max_per_host, max_total, max_retries=max_retries)
+        self.transport: AsyncHTTPTransport | AsyncCacheTransport = http
+        self.cache: AsyncCacheTransport | None = None
+        if cache is not None and cache is not False:
+            from wirekit.cache import AsyncCacheTransport
+
+            self.cache = cache if isinstance(cache, AsyncCacheTransport) else AsyncCacheTransport(http, cache)
+            self.transport = self.cache
 
     @property
     def pool(self) -> AsyncConnectionPool:
@@ -740,6 +1011,8 @@ class AsyncSession:
     # -- the verbs -------------------------------------------------------------------------------
     async def get(self, url: str, params: ParamsType = None, **kwargs: Any) -> AsyncResponse:
         """``await s.get(url)``: a GET, following redirects."""
+        if not kwargs:
+            return await self.request("GET", url, params)
         kwargs.setdefault("allow_redirects", True)
         return await self.request("GET", url, params=params, **kwargs)
 
@@ -790,15 +1063,21 @@ class AsyncSession:
     ) -> AsyncResponse:
         """Build, prepare and send a request (``Session.request``'s arguments); return the final response."""
         prep = self._core._prepare(method, url, params, data, headers, cookies, files, auth, hooks, json)
-        return await self.send(
-            prep,
-            timeout=timeout,
-            allow_redirects=allow_redirects,
-            proxies=proxies,
-            stream=stream,
-            verify=verify,
-            cert=cert,
-        )
+        if type(self).send is not AsyncSession.send:  # a subclass's send() sees every request
+            return await self.send(
+                prep,
+                timeout=timeout,
+                allow_redirects=allow_redirects,
+                proxies=proxies,
+                stream=stream,
+                verify=verify,
+                cert=cert,
+            )
+        # send(), without its coroutine
+        settings = self._settings(timeout, stream, verify, cert, proxies)
+        if settings.timeout.deadline is None:
+            return await self._send_all(prep, settings, allow_redirects)
+        return await self._send_total(prep, settings, allow_redirects)
 
     async def send(
         self,
@@ -812,14 +1091,60 @@ class AsyncSession:
         cert: TLSCert = None,
     ) -> AsyncResponse:
         """Send a prepared request, follow redirects, run the hooks (``Session.send`` on asyncio)."""
+        settings = self._settings(timeout, stream, verify, cert, proxies)
+        if settings.timeout.deadline is None:
+            return await self._send_all(request, settings, allow_redirects)
+        return await self._send_total(request, settings, allow_redirects)
+
+    # The settings of the last call that gave none of its own, and the session's settings they came from.
+    _defaults: tuple[Any, ...] | None = None
+
+    def _settings(
+        self,
+        timeout: TimeoutTypes,
+        stream: bool | None,
+        verify: TLSVerify | None,
+        cert: TLSCert,
+        proxies: Mapping[str, str] | None,
+    ) -> _SendSettings:
+        """What one call resolves once (``_SendSettings``). A call that gives none of its own gets the session's,
+        resolved once and kept while the session's ``timeout``, ``stream``, ``verify``, ``cert`` and
+        ``trust_env`` stay the same objects (without a total timeout: its deadline is the call's own)."""
+        core = self._core
+        if timeout is None and stream is None and verify is None and cert is None and proxies is None:
+            d = self._defaults
+            if (
+                d is not None
+                and d[0] is core.timeout
+                and d[1] is core.stream
+                and d[2] is core.verify
+                and d[3] is core.cert
+                and d[4] is core.trust_env
+            ):
+                return cast(_SendSettings, d[5])
+            settings = self._new_settings(None, None, None, None, None)
+            if settings.timeout.total is None:
+                self._defaults = (core.timeout, core.stream, core.verify, core.cert, core.trust_env, settings)
+            return settings
+        return self._new_settings(timeout, stream, verify, cert, proxies)
+
+    def _new_settings(
+        self,
+        timeout: TimeoutTypes,
+        stream: bool | None,
+        verify: TLSVerify | None,
+        cert: TLSCert,
+        proxies: Mapping[str, str] | None,
+    ) -> _SendSettings:
         core = self._core
         t = Timeout.from_value(core.timeout if timeout is None else timeout).started()
-        if stream is None:
-            stream = core.stream
-        settings = _SendSettings(core, t, bool(stream), verify, cert, proxies)
-        if t.deadline is None:
-            return await self._send_all(request, settings, allow_redirects)
-        scope = asyncio.timeout(max(0.0, t.deadline - time.monotonic()))
+        return _SendSettings(core, t, bool(core.stream if stream is None else stream), verify, cert, proxies)
+
+    async def _send_total(
+        self, request: PreparedRequest, settings: _SendSettings, allow_redirects: bool
+    ) -> AsyncResponse:
+        """``_send_all`` within the total timeout (``TotalTimeout`` when it runs out)."""
+        scope = asyncio.timeout(max(0.0, cast(float, settings.timeout.deadline) - time.monotonic()))
         try:
             async with scope:
                 return await self._send_all(request, settings, allow_redirects)
@@ -832,7 +1157,10 @@ class AsyncSession:
         self, request: PreparedRequest, settings: _SendSettings, allow_redirects: bool
     ) -> AsyncResponse:
         core = self._core
-        response = await self._send_with_auth(request, settings)
+        if getattr(request, "_auth", None) is None:  # _send_with_auth and _send_one, inlined: the common case
+            response = self._after_send(request, await self._transport_send(request, settings))
+        else:
+            response = await self._send_with_auth(request, settings)
         if response.is_redirect:
             if allow_redirects:
                 response = await self._follow(response, request, settings)
@@ -840,7 +1168,7 @@ class AsyncSession:
                 target = core.get_redirect_target(response) or ""
                 fragment = urlsplit(request.url or "").fragment
                 response._next, _ = core._redirect_request(response, request, target, fragment)
-        if not settings.stream:
+        if not settings.stream and isinstance(response._content, bool):  # (else aread() has nothing to do)
             await response.aread()
         return response
 
@@ -888,12 +1216,20 @@ class AsyncSession:
 
     async def _send_one(self, request: PreparedRequest, settings: _SendSettings) -> AsyncResponse:
         """One exchange on the transport, then the session's cookies and hooks (``Session._received``)."""
-        url = request.url or ""
+        return self._after_send(request, await self._transport_send(request, settings))
+
+    def _transport_send(self, request: PreparedRequest, settings: _SendSettings) -> Awaitable[AsyncResponse]:
+        """The transport's ``send`` for one exchange, to await."""
         t = settings.timeout
         if t.deadline is not None and time.monotonic() >= t.deadline:
             raise TotalTimeout("the total timeout ran out", request=request)
-        proxy = settings.proxy_for(url)
-        response = await self.transport.send(
+        proxy = settings.proxy_for(request.url or "")
+        transport = self.transport
+        if type(transport) is AsyncHTTPTransport:  # its send(), without the keyword arguments
+            return transport._send(
+                request, settings.stream, t, settings.verify, settings.cert, {"all": proxy} if proxy else None
+            )
+        return transport.send(
             request,
             stream=settings.stream,
             timeout=t,
@@ -901,6 +1237,9 @@ class AsyncSession:
             cert=settings.cert,
             proxies={"all": proxy} if proxy else None,
         )
+
+    def _after_send(self, request: PreparedRequest, response: AsyncResponse) -> AsyncResponse:
+        """The session's cookies and hooks (``Session._received``) on the response of one exchange."""
         result = self._core._received(request, response)
         if not isinstance(result, AsyncResponse):
             raise TypeError(f"a response hook of an AsyncSession must return the response it got, not {result!r}")

@@ -29,6 +29,8 @@ from wirekit.protocol._events import ConnectionClosed, InformationalResponse, Se
 
 _NEED_DATA = Sentinel.NEED_DATA
 _PAUSED = Sentinel.PAUSED
+_DONE = State.DONE  # (globals: on Python 3.11 State.DONE costs a lookup through the enum's metaclass)
+_SWITCHED_PROTOCOL = State.SWITCHED_PROTOCOL
 _END = _EOM()
 _SMALL_BODY = 64 * 1024  # bodies up to this size go out in the same write as the head
 _MAX_INTERIM = 100  # 1xx responses before the final one; a server sending them forever never times out
@@ -53,18 +55,17 @@ class ClientCore:
     def _start_request(self, method: str, target: str, headers: Headers, body: Any) -> tuple[bytes, Any]:
         """The bytes to write first and the body left to stream (None when the first write holds it all)."""
         h11 = self._h11
-        if h11.our_state is State.DONE:
+        if h11.our_state is _DONE:
             h11.start_next_cycle()
         self.requests_sent += 1
         self._interim = 0
-        head = h11.send(_Request(method, target, headers))
         if body is None:
-            return head + h11.send(_END), None
+            return h11.send_whole_request(method, target, headers), None
         if isinstance(body, bytes) and len(body) <= _SMALL_BODY:
-            return head + h11.send(_Data(body)) + h11.send(_END), None
+            return h11.send_whole_request(method, target, headers, body), None
         if isinstance(body, str) and len(body) <= _SMALL_BODY:
-            return head + h11.send(_Data(body.encode("utf-8"))) + h11.send(_END), None
-        return head, body
+            return h11.send_whole_request(method, target, headers, body.encode("utf-8")), None
+        return h11.send(_Request(method, target, headers)), body
 
     def _failed_send(self, exc: BaseException) -> BaseException:
         """Mark the request as broken off; the error to raise for ``exc``."""
@@ -114,11 +115,11 @@ class ClientCore:
     def is_reusable(self) -> bool:
         """Both sides finished their messages and agreed to keep the connection open."""
         h11 = self._h11
-        return h11.our_state is State.DONE and h11.their_state is State.DONE
+        return h11.our_state is _DONE and h11.their_state is _DONE
 
     @property
     def switched(self) -> bool:
-        return self._h11.their_state is State.SWITCHED_PROTOCOL
+        return self._h11.their_state is _SWITCHED_PROTOCOL
 
 
 class HTTPConnection(ClientCore):

@@ -6,6 +6,11 @@ stops (``pause_reading``) while more than ``READ_HIGH_WATER`` bytes wait unread,
 memory; ``send_all`` waits while the transport's write buffer is over its high-water mark. Timeouts and the
 deadline mean what they mean on ``Stream``, and errors are the same wirekit errors (``translate_os_error``).
 Works with any event loop, uvloop included.
+
+A read timeout costs no timer per read: each connection has one timer at most (``StreamProtocol.watch``),
+which a read moves forward instead of arming and cancelling its own. A parser that wants every byte as it
+comes (the HTTP client, waiting for a whole response) sets ``StreamProtocol.sink``: ``data_received`` hands
+it the bytes instead of buffering them, and no one waits per read.
 """
 
 from __future__ import annotations
@@ -15,19 +20,25 @@ import errno
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, cast
 
 from wirekit.exceptions import ConnectionError
 from wirekit.net._errors import translate_os_error
 from wirekit.net._resolve import resolve_for_connect_async
-from wirekit.net._shared import arm_timeout, find_separator, no_separator, short_read, too_long
+from wirekit.net._shared import _monotonic, arm_timeout, find_separator, no_separator, short_read, too_long
 
-__all__ = ["READ_HIGH_WATER", "AsyncStream", "open_tcp_async", "open_unix_async", "wait_future"]
+__all__ = ["READ_HIGH_WATER", "AsyncStream", "ReadExpired", "open_tcp_async", "open_unix_async", "wait_future"]
 
 READ_SIZE = 65536
 READ_HIGH_WATER = 256 * 1024
+_EARLY = 0.001  # seconds a read watch may fire before its time (uvloop's timers and clock count milliseconds)
+
+
+class ReadExpired(TimeoutError):
+    """What a read watch sets on the future it watches when its time is up (``StreamProtocol.watch``)."""
 
 
 def _expire(waiter: asyncio.Future[Any]) -> None:
@@ -71,6 +82,18 @@ class StreamProtocol(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._half_close = True
+        # Set by a parser that takes the bytes as they come: data_received calls sink(data) instead of
+        # buffering, and eof_received/connection_lost call sink_lost(None or the error).
+        self.sink: Callable[[bytes], None] | None = None
+        self.sink_lost: Callable[[BaseException | None], None] | None = None
+        # The read watch: one waiter timed at once, by one timer kept for the connection (see watch).
+        self._watched: asyncio.Future[Any] | None = None
+        self._watch_timeout: float | None = None  # seconds without a byte (moved forward as bytes come)
+        self._watch_limit: float | None = None  # the deadline, in loop.time()
+        self._expiry = 0.0  # loop.time() when the watched waiter fails
+        self.expired_by_deadline = False  # whether _expiry is the deadline
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     # -- asyncio's callbacks --------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -78,6 +101,12 @@ class StreamProtocol(asyncio.Protocol):
         self._half_close = transport.get_extra_info("sslcontext") is None
 
     def data_received(self, data: bytes) -> None:
+        sink = self.sink
+        if sink is not None:
+            sink(data)
+            if self._watch_timeout is not None:  # (still watched: the sink wants more)
+                self._move_expiry()
+            return
         self.buffer += data
         if len(self.buffer) > READ_HIGH_WATER and not self._read_paused and self.transport is not None:
             self._read_paused = True
@@ -86,13 +115,21 @@ class StreamProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self.sink_lost is not None:
+            self.sink_lost(None)
         self._wake_reader()
         return self._half_close  # keep a plain TCP connection open for writing after the peer's FIN
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = self.eof = True
         self.error = exc
+        if self.sink_lost is not None:
+            self.sink_lost(exc)
         self._wake_reader()
+        self.unwatch()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         broken = exc or ConnectionResetError(errno.ECONNRESET, "the connection was closed")
         for waiter in self._drainers:
             _settle(waiter, broken)
@@ -137,6 +174,114 @@ class StreamProtocol(asyncio.Protocol):
         """After ``start_tls``: the TLS transport replaces the plain one."""
         self.transport = transport
         self._half_close = False
+
+    def attach_sink(self, sink: Callable[[bytes], None], sink_lost: Callable[[BaseException | None], None]) -> bytes:
+        """Hand the bytes that arrive to ``sink`` from now on, and the end of file or the loss of the connection
+        to ``sink_lost`` (None, or the error); reading resumes if it was paused. Returns what the buffer held,
+        which the sink takes first (the buffer is then empty). ``sink = sink_lost = None`` detaches it."""
+        self.sink = sink
+        self.sink_lost = sink_lost
+        data = bytes(self.buffer) if self.buffer else b""
+        self.buffer.clear()
+        if self._read_paused and self.transport is not None:  # (a streamed body read to its end may leave it so)
+            self._read_paused = False
+            self.transport.resume_reading()
+        return data
+
+    # -- the read watch -------------------------------------------------------------------------------------
+    def watch(self, waiter: asyncio.Future[Any], timeout: float | None, deadline: float | None) -> bool:
+        """Fail ``waiter`` with ``ReadExpired`` when no byte came for ``timeout`` seconds (bytes handed to the
+        sink move that forward), or at ``deadline`` (a ``time.monotonic()`` value); None: no bound. True when
+        the deadline comes first (``expired_by_deadline`` says which one it was when the waiter failed).
+        ``TotalTimeout`` when the deadline has passed already.
+
+        One waiter at a time (``unwatch`` when it is done, or the next ``watch`` replaces it). The timer is
+        the connection's: when it fires early (the expiry moved on since it was set) it is set again for the
+        new expiry, so a stream of reads that each finish in time costs a clock reading each, not a timer.
+        """
+        limited, by_deadline = arm_timeout(timeout, deadline)
+        if limited is None:
+            self._watched = None
+            return False
+        loop = self.loop
+        now = loop.time()
+        self._watched = waiter
+        self._watch_timeout = timeout
+        self._watch_limit = None if deadline is None else now + (deadline - _monotonic())
+        self._expiry = expiry = now + limited
+        self.expired_by_deadline = by_deadline
+        if self._timer is None or self._timer_at > expiry:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(expiry, self._check_expiry)
+            self._timer_at = expiry
+        return by_deadline
+
+    def unwatch(self) -> None:
+        """The watched waiter is done: nothing to time any more (the timer, if set, finds nothing to do)."""
+        self._watched = None
+        self._watch_timeout = None
+
+    def _move_expiry(self) -> None:
+        """Bytes came: the read timeout counts again from now (but not past the deadline)."""
+        expiry = self.loop.time() + self._watch_timeout  # type: ignore[operator]
+        limit = self._watch_limit
+        if limit is not None and limit <= expiry:
+            self._expiry = limit
+            self.expired_by_deadline = True
+        else:
+            self._expiry = expiry
+
+    def _check_expiry(self) -> None:
+        self._timer = None
+        waiter = self._watched
+        if waiter is None or waiter.done():
+            return
+        expiry = self._expiry
+        if self.loop.time() >= expiry - _EARLY:
+            self.unwatch()
+            waiter.set_exception(ReadExpired())
+        else:
+            self._timer = self.loop.call_at(expiry, self._check_expiry)
+            self._timer_at = expiry
+
+
+class BufferedStreamProtocol(StreamProtocol, asyncio.BufferedProtocol):
+    """``StreamProtocol`` that has asyncio's selector loop read into one buffer per loop (``recv_into``).
+
+    Given a plain ``Protocol``, that loop reads with ``recv(256 KiB)``: a new 256 KiB bytes object per read,
+    cut down to the bytes received. Above glibc's mmap threshold, which only rises once such a block is freed
+    whole, each read can cost an ``mmap``, an ``mremap``, an ``munmap`` and a page fault: microseconds per
+    read, in some processes and not others. Reading into a buffer kept for the loop costs a copy of what came.
+    (uvloop reads into a buffer of its own already: ``new_stream_protocol`` gives it a ``StreamProtocol``.)
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        view = _READ_BUFFERS.get(loop)
+        if view is None:
+            view = _READ_BUFFERS[loop] = memoryview(bytearray(_LOOP_READ_SIZE))
+        self._into = view
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._into
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # (the loop's buffer is read into again by the next read on any connection: take the bytes now)
+        self.data_received(self._into[:nbytes].tobytes())
+
+
+_LOOP_READ_SIZE = 256 * 1024  # what asyncio's selector transports read at most at once
+# One read buffer per selector loop: a loop reads one connection at a time, and buffer_updated copies out
+_READ_BUFFERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, memoryview] = weakref.WeakKeyDictionary()
+
+
+def new_stream_protocol(loop: asyncio.AbstractEventLoop) -> StreamProtocol:
+    """The ``StreamProtocol`` for a connection on ``loop``: ``BufferedStreamProtocol`` on asyncio's selector
+    loops, a plain one elsewhere (uvloop)."""
+    if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return BufferedStreamProtocol(loop)
+    return StreamProtocol(loop)
 
 
 class AsyncStream:
@@ -206,7 +351,17 @@ class AsyncStream:
         protocol = self._protocol
         if not protocol.eof:
             size = len(protocol.buffer)
-            await self._wait(protocol.wait_readable(), self.read_timeout, "read")
+            waiter = protocol.wait_readable()
+            if self.read_timeout is None and self.deadline is None:
+                await waiter
+            else:
+                by_deadline = protocol.watch(waiter, self.read_timeout, self.deadline)
+                try:
+                    await waiter
+                except ReadExpired as exc:
+                    raise translate_os_error(exc, "read", deadline_hit=by_deadline) from exc
+                finally:
+                    protocol.unwatch()
             if len(protocol.buffer) > size:
                 return True
         if protocol.error is not None:
@@ -276,6 +431,15 @@ class AsyncStream:
         self._protocol.buffer[:0] = data
 
     # -- writing ---------------------------------------------------------------------------------------------
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> bool:
+        """Hand every byte to the transport without waiting; True when the caller should ``await drain()``
+        (the peer is slow to take them). ``send_all`` in two steps, for a caller that rarely has to wait."""
+        if self.closed:
+            error = self._protocol.error or BrokenPipeError(errno.EPIPE, "the connection is closed")
+            raise translate_os_error(error, "write") from error
+        self._transport.write(data)
+        return self._protocol.must_drain
+
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Write every byte; waits while the peer is slow to take them (``WriteTimeout`` after ``write_timeout``)."""
         if self.closed:
@@ -393,7 +557,7 @@ async def open_tcp_async(
         sock = await _connect_first(loop, addresses, timeout, deadline, source_address)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            protocol = StreamProtocol(loop)
+            protocol = new_stream_protocol(loop)
             async with asyncio.timeout(arm_timeout(timeout, deadline)[0] if tls is not None else None):
                 transport, _ = await loop.create_connection(
                     lambda: protocol,
@@ -444,7 +608,7 @@ async def open_unix_async(path: str | os.PathLike[str], *, timeout: float | None
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):
-            protocol = StreamProtocol(loop)
+            protocol = new_stream_protocol(loop)
             transport, _ = await loop.create_unix_connection(lambda: protocol, os.fspath(path))
     except OSError as exc:
         raise translate_os_error(exc, "connect") from exc

@@ -16,6 +16,7 @@ Each side of the conversation has a state::
 from __future__ import annotations
 
 import enum
+import itertools
 import re
 import sys
 from collections import deque
@@ -86,6 +87,10 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]").search
 _NO_BODY_STATUS = frozenset({204, 304})
+_BODY_PIECE: type[Any] = bytes  # what a client's body pieces are queued as (_Callbacks.on_body)
+_HEAD_ONLY_METHODS = frozenset({"HEAD", "CONNECT"})
+# Methods send_whole_request takes without checking them again (tokens, all of them)
+_GOOD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"})
 _NEED_DATA = Sentinel.NEED_DATA
 _PAUSED = Sentinel.PAUSED
 _PARSER_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
@@ -135,15 +140,20 @@ def check_field(name: str, value: str) -> None:
 
 def _serialize_head(start_line: str, headers: Headers) -> bytes:
     parts = [start_line]
+    good = _GOOD_VALUES
     for entry in headers._store.values():
         name = entry[0]
         if name not in _GOOD_NAMES:
             _check_name(name)
+        if len(entry) == 2:  # one value, the common case
+            value = entry[1]
+            if value not in good:
+                check_field(name, value)
+            parts.append(f"{name}: {value}\r\n")
+            continue
         for value in entry[1:]:
-            if _BAD_VALUE(value) is not None:
-                raise LocalProtocolError(
-                    f"invalid header value for {name!r}: control characters (CR, LF, NUL) are not allowed"
-                )
+            if value not in good:
+                check_field(name, value)
             parts.append(f"{name}: {value}\r\n")
     parts.append("\r\n")
     try:
@@ -209,7 +219,7 @@ class Connection:
         self.their_state = _IDLE
         self.their_http_version: str | None = None
         self.they_are_waiting_for_100_continue = False
-        self._events: deque[Event | ProtocolErrorItem | RequestParts] = deque()
+        self._events: deque[Event | ProtocolErrorItem | RequestParts] = deque()  # (and bytes: see on_body)
         self._writer: _BodyWriter | None = None
         self._our_keep_alive = True
         self._their_keep_alive = True
@@ -252,7 +262,8 @@ class Connection:
             return
         # _feed(data), inlined: this runs once per read on every connection
         cb = self._cb
-        cb.unreported += len(data)
+        cb.fed = size = len(data)
+        cb.unreported += size
         try:
             self._parser.feed_data(data)
         except _PARSER_ERRORS as exc:
@@ -260,8 +271,17 @@ class Connection:
             return
         if cb.error is not None:
             self._fail(cb.error)
-        elif cb.in_head and cb.unreported > self._max_line:
-            self._fail(RemoteProtocolError("header line too long", status_hint=431))
+        elif cb.in_head:
+            self._in_head_after_read(cb)
+
+    def _in_head_after_read(self, cb: _Callbacks) -> None:
+        """A read ended inside a message head: check the limits on what of it has come so far."""
+        cb.split = True
+        error = cb.partial_head_error()
+        if error is None and cb.unreported > self._max_line:
+            error = RemoteProtocolError("header line too long", status_hint=431)
+        if error is not None:
+            self._fail(error)
 
     def _feed_error(self, exc: Exception, data: bytes) -> None:
         if isinstance(exc, httptools.HttpParserUpgrade):
@@ -278,7 +298,8 @@ class Connection:
 
     def _feed(self, data: bytes) -> None:
         cb = self._cb
-        cb.unreported += len(data)
+        cb.fed = size = len(data)
+        cb.unreported += size
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -296,8 +317,8 @@ class Connection:
             return
         if cb.error is not None:
             self._fail(cb.error)
-        elif cb.in_head and cb.unreported > self.limits.max_field_size + self.limits.max_start_line:
-            self._fail(RemoteProtocolError("header line too long", status_hint=431))
+        elif cb.in_head:
+            self._in_head_after_read(cb)
 
     def _receive_head_only(self, data: bytes) -> None:
         buf = self._head_buf + data
@@ -362,6 +383,8 @@ class Connection:
         kind = type(event)
         if kind is Data:
             return event  # type: ignore[return-value]
+        if kind is _BODY_PIECE:  # a piece of a response body (see _Callbacks.on_body)
+            return Data(event)  # type: ignore[arg-type]
         if kind is EndOfMessage:
             keep = self._their_keep_alive and self._message_keep_alive
             self.their_state = _DONE if keep else _MUST_CLOSE
@@ -386,6 +409,48 @@ class Connection:
             self.their_state = _ERROR
             raise event.error  # type: ignore[union-attr]
         return event  # type: ignore[return-value]  # ConnectionClosed
+
+    def next_response(self) -> tuple[Response, bytes] | None:
+        """Client side: a final response's head and its whole body in one step, when all of it has arrived.
+
+        When the next events are a ``Response``, its ``Data`` and its ``EndOfMessage`` (without trailers),
+        they are taken, and their state is ``DONE`` (or ``MUST_CLOSE``), as after ``next_event()`` returned
+        each of them; the body is the ``Data`` joined. Otherwise (more to come, 1xx interim responses first,
+        trailers, a CONNECT answer, an error queued) nothing is taken and the answer is None: ``next_event()``
+        goes on from there.
+        """
+        events: deque[Any] = self._events  # (body pieces are bytes: see _Callbacks.on_body)
+        if len(events) < 2 or self.their_state is not _IDLE or self._request_method == "CONNECT":
+            return None
+        head = events[0]
+        if type(head) is not Response:
+            return None
+        second = events[1]
+        if type(second) is bytes and len(events) > 2 and events[2] is _END:
+            body = second
+            taken = 3
+        elif type(second) is EndOfMessage and second.headers is None:
+            body = b""
+            taken = 2
+        else:
+            chunks: list[bytes] = []
+            for event in itertools.islice(events, 1, None):
+                kind = type(event)
+                if kind is bytes:
+                    chunks.append(event)
+                elif kind is EndOfMessage and event.headers is None:
+                    break
+                else:
+                    return None
+            else:
+                return None
+            body = b"".join(chunks)
+            taken = len(chunks) + 2
+        for _ in range(taken):
+            events.popleft()
+        self._start_response(head)
+        self.their_state = _DONE if self._their_keep_alive and self._message_keep_alive else _MUST_CLOSE
+        return head, body
 
     def next_request(self) -> RequestParts | Event | Sentinel:
         """Server side: ``next_event()``, with a request's head and body in one step when they have arrived.
@@ -496,13 +561,64 @@ class Connection:
         if "connection" in store and _has_token(headers.get("connection"), "close"):
             self._our_keep_alive = False
         self._request_method = method
-        self._head_only = method in {"HEAD", "CONNECT"}
+        self._head_only = method in _HEAD_ONLY_METHODS
         out = _serialize_head(f"{method} {target} HTTP/{event.http_version}\r\n", headers)
         self.our_state = _SEND_BODY
         if self._pending:  # bytes that came after the last response: parse them as an answer to this one
             pending, self._pending = self._pending, b""
             self.receive_data(pending)
         return out
+
+    def send_whole_request(self, method: str, target: str, headers: Headers, body: bytes = b"") -> bytes:
+        """The bytes of a complete HTTP/1.1 request: its head and a body of known length, in one buffer.
+
+        The same rules and the same errors as ``send(Request(method, target, headers))``, ``send(Data(body))``
+        (when there is one) and ``send(EndOfMessage())``, in one call: a client writes a request without a
+        streamed body in one send. The framing is the headers' own (Content-Length, Transfer-Encoding):
+        nothing is added.
+        """
+        store = headers._store
+        if (
+            self.role is not CLIENT
+            or self.our_state is not _IDLE
+            or self._pending
+            or "transfer-encoding" in store
+            or method not in _GOOD_METHODS
+        ):
+            return self._send_whole_request_slow(method, target, headers, body)
+        length = store.get("content-length")
+        if length is None:
+            if body:
+                return self._send_whole_request_slow(method, target, headers, body)
+        elif len(length) != 2 or length[1] != str(len(body)):
+            return self._send_whole_request_slow(method, target, headers, body)
+        try:
+            if not target or _BAD_TARGET(target) is not None:
+                raise LocalProtocolError(f"invalid request target {target!r}")
+            if "host" not in store:
+                raise LocalProtocolError("an HTTP/1.1 request needs a Host header")
+            connection = store.get("connection")
+            if (
+                connection is not None
+                and (len(connection) != 2 or connection[1] != "keep-alive")
+                and _has_token(", ".join(connection[1:]), "close")
+            ):
+                self._our_keep_alive = False
+            head = _serialize_head(f"{method} {target} HTTP/1.1\r\n", headers)
+        except LocalProtocolError:
+            self.our_state = _ERROR
+            raise
+        self._request_method = method
+        self._head_only = method in _HEAD_ONLY_METHODS
+        self._writer = None
+        self.our_state = _DONE if self._our_keep_alive else _MUST_CLOSE
+        return head + body if body else head
+
+    def _send_whole_request_slow(self, method: str, target: str, headers: Headers, body: bytes) -> bytes:
+        out = self.send(Request(method, target, headers))
+        if body:
+            out += self.send(Data(body))
+        return out + self.send(_END)
 
     def _send_response(self, event: Response | InformationalResponse) -> bytes:
         if self.role is not SERVER:
@@ -814,9 +930,10 @@ class _Callbacks:
 
     __slots__ = (
         "body_size",
+        "checked",
         "conn",
         "error",
-        "fields",
+        "fed",
         "fresh_parser_needed",
         "head_keep_alive",
         "head_size",
@@ -829,9 +946,12 @@ class _Callbacks:
         "max_fields",
         "max_head_size",
         "parser",
+        "raw",
         "reason",
-        "store",
+        "small_head",
+        "split",
         "switched",
+        "trailer_sink",
         "trailers",
         "unreported",
         "until_close",
@@ -847,8 +967,15 @@ class _Callbacks:
         self.max_fields = conn.limits.max_fields
         self.max_head_size = conn.limits.max_head_size
         self.error: RemoteProtocolError | None = None
-        self.store: dict[str, list[str]] = {}  # the header block being parsed (a Headers store)
-        self.fields = 0  # field lines in it
+        # The fields of the head being parsed, as llhttp reports them; after the head, trailer_sink, which
+        # sends trailer fields down the slow path.
+        self.raw: list[tuple[bytes, bytes]] = []
+        self.checked = 0  # fields of raw checked against the limits (see partial_head_error)
+        self.fed = 0  # bytes of the last read (receive_data)
+        self.split = False  # the head being parsed came in more than one read
+        # Fields as long as this, all together, cannot pass a size limit (sizes count 4 bytes for ": " and CRLF)
+        self.small_head = min(self.max_field_size, self.max_head_size)
+        self.trailer_sink = _TrailerSink(self)
         self.url = b""
         self.reason = b""
         self.in_head = False
@@ -870,9 +997,9 @@ class _Callbacks:
         raise self.error
 
     def on_message_begin(self) -> None:
-        self.store = {}
-        self.fields = 0
-        self.url = b""
+        self.raw = []
+        self.checked = 0
+        self.split = False
         self.reason = b""
         self.trailers = None
         self.in_head = True
@@ -894,24 +1021,40 @@ class _Callbacks:
             self._limit("status line too long", 400)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # The header block is built as it is parsed (what Headers.from_raw does, without a list in between).
-        self.unreported = 0
-        size = len(name) + len(value)
-        head_size = self.head_size + size + 4
-        # (after the head, ``fields`` is set to the limit: trailer fields take the slow path)
-        if size <= self.max_field_size and head_size <= self.max_head_size and self.fields < self.max_fields:
-            self.head_size = head_size
-            self.fields += 1
-            known = _NAMES.get(name)
-            if known is None:
-                known = _learn_name(name)
-            entry = self.store.get(known[1])
-            if entry is None:
-                self.store[known[1]] = [known[0], value.decode("latin-1")]
-            else:
-                entry.append(value.decode("latin-1"))
-            return
-        self._header_slow(name, value, size)
+        # Only noted: a call per field is the cost that counts here. The limits are checked when the head is
+        # complete (on_headers_complete), or after a read that ended inside it (partial_head_error, which
+        # also does what resetting ``unreported`` here would do). After the head, ``raw`` is the trailer sink.
+        self.raw.append((name, value))
+
+    def partial_head_error(self) -> RemoteProtocolError | None:
+        """After a read that ended inside a head: the error for a limit that what came of it passes, if any."""
+        raw = self.raw
+        if len(raw) == self.checked:
+            return None
+        self.unreported = 0  # fields were reported during that read
+        try:
+            self._check_fields(raw)
+        except RemoteProtocolError as exc:
+            return exc
+        return None
+
+    def _check_fields(self, raw: list[tuple[bytes, bytes]]) -> None:
+        """Check the fields of ``raw`` not checked yet against the limits, in order; raise for the first past one."""
+        max_field_size = self.max_field_size
+        max_head_size = self.max_head_size
+        head_size = self.head_size
+        for i in range(self.checked, len(raw)):
+            name, value = raw[i]
+            size = len(name) + len(value)
+            if size > max_field_size:
+                self._limit(f"header field {name[:64]!r} too long", 431)
+            head_size += size + 4
+            if head_size > max_head_size:
+                self._limit("header block too large", 431)
+            if i >= self.max_fields:
+                self._limit(f"more than {self.max_fields} header fields", 431)
+        self.head_size = head_size
+        self.checked = len(raw)
 
     def _header_slow(self, name: bytes, value: bytes, size: int) -> None:
         limits = self.limits
@@ -930,13 +1073,26 @@ class _Callbacks:
 
     def on_headers_complete(self) -> None:
         self.in_head = False
-        self.fields = self.max_fields
+        raw = self.raw
+        self.raw = self.trailer_sink  # type: ignore[assignment]
+        headers = Headers.from_raw(raw)
+        store = headers._store
+        # A head that came whole in one short read passes no size limit: only the count is left to check (a
+        # field line is at least 3 bytes longer than its name and value, counted 4), unless trailers may follow
+        # (they count the head's size in).
+        if (
+            self.split
+            or self.fed + len(raw) > self.small_head
+            or len(raw) > self.max_fields
+            or "transfer-encoding" in store
+        ):
+            self._check_fields(raw)
         parser = self.parser
-        headers = Headers.__new__(Headers)
-        headers._store = store = self.store
         conn = self.conn
-        version = parser.get_http_version()
         keep_alive = parser.should_keep_alive()
+        # llhttp keeps a response alive by default for HTTP/1.1 only: without a Connection header, that says
+        # the version (get_http_version() costs several times more)
+        version = "1.1" if keep_alive and "connection" not in store else parser.get_http_version()
         events = conn._events
         status = parser.get_status_code()
         reason = self.reason.decode("latin-1")
@@ -963,11 +1119,13 @@ class _Callbacks:
         events.append(Response(status, headers, reason, version))
 
     def on_body(self, body: bytes) -> None:
-        self.body_size += len(body)
+        # Queued as the bytes themselves: next_event() makes the Data event, next_response() needs none.
         limit = self.limits.max_body_size
-        if limit is not None and self.body_size > limit:
-            self._limit(f"body larger than {limit} bytes", 413)
-        self.conn._events.append(Data(body))
+        if limit is not None:
+            self.body_size += len(body)
+            if self.body_size > limit:
+                self._limit(f"body larger than {limit} bytes", 413)
+        self.conn._events.append(body)  # type: ignore[arg-type]
 
     def on_message_complete(self) -> None:
         if self.interim:
@@ -987,6 +1145,19 @@ class _Callbacks:
             self.conn._events.append(EndOfMessage())
 
 
+class _TrailerSink:
+    """``_Callbacks.raw`` after the head: trailer fields go one by one through the limits (``_header_slow``)."""
+
+    __slots__ = ("cb",)
+
+    def __init__(self, cb: _Callbacks) -> None:
+        self.cb = cb
+
+    def append(self, field: tuple[bytes, bytes]) -> None:
+        name, value = field
+        self.cb._header_slow(name, value, len(name) + len(value))
+
+
 class _ServerCallbacks(_Callbacks):
     """The request side: requests only (no status line, no interim or until-close messages).
 
@@ -994,7 +1165,7 @@ class _ServerCallbacks(_Callbacks):
     when someone asks for them); the fields the protocol needs are noted as they pass (``_FIELD_KINDS``).
     """
 
-    __slots__ = ("flags", "hosts", "no_body", "raw")
+    __slots__ = ("flags", "hosts", "no_body")
 
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
@@ -1012,6 +1183,9 @@ class _ServerCallbacks(_Callbacks):
         self.in_message = True
         self.head_size = 0
         self.body_size = 0
+
+    def partial_head_error(self) -> RemoteProtocolError | None:
+        return None  # (on_header checks each field as it comes, and resets ``unreported``)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.unreported = 0
@@ -1065,6 +1239,13 @@ class _ServerCallbacks(_Callbacks):
                 b"" if self.no_body else None,
             )
         )
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        limit = self.limits.max_body_size
+        if limit is not None and self.body_size > limit:
+            self._limit(f"body larger than {limit} bytes", 413)
+        self.conn._events.append(Data(body))
 
     def on_message_complete(self) -> None:
         self.in_message = False

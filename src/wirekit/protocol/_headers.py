@@ -50,11 +50,11 @@ class Headers(MutableMapping[str, str]):
                 known = (name, name.lower())
                 if len(names) < 512:
                     names[bname] = known
-            entry = store.get(known[1])
-            if entry is None:
-                store[known[1]] = [known[0], bvalue.decode("latin-1")]
+            lower = known[1]
+            if lower in store:
+                store[lower].append(bvalue.decode("latin-1"))
             else:
-                entry.append(bvalue.decode("latin-1"))
+                store[lower] = [known[0], bvalue.decode("latin-1")]
         self._store = store
         return self
 

@@ -12,10 +12,11 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from tests.aio import run
 from tests.servers import Endpoint, NginxEndpoint, ScriptedServer, read_request, read_request_head, wait_until_closed
 from tests.servers.nginx import HELLO, ONE_MB
 from tests.servers.wirekit_servers import run_app
@@ -25,18 +26,8 @@ from wirekit.client import AsyncResponse
 from wirekit.client._timeout import Timeout
 from wirekit.exceptions import ConnectionError, ConnectTimeout, ReadTimeout, TotalTimeout
 
-LIMIT = 60  # seconds any one test may run
 TIMEOUT = 10
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-T = TypeVar("T")
-
-
-def run(make: Callable[[], Awaitable[T]]) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(LIMIT):
-            return await make()
-
-    return asyncio.run(bounded())
 
 
 def serve_keep_alive(conn: socket.socket) -> None:

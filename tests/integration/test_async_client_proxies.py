@@ -12,11 +12,12 @@ import asyncio
 import base64
 import contextlib
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from tests.aio import run
 from tests.servers import (
     PROXY_PASSWORD,
     PROXY_USER,
@@ -33,18 +34,8 @@ from wirekit.exceptions import InvalidProxyURL, ProxyError, SSLError
 from wirekit.net import server_context
 from wirekit.server import Proxy
 
-LIMIT = 60
 TIMEOUT = 10
-T = TypeVar("T")
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-def run(make: Callable[[], Awaitable[T]]) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(LIMIT):
-            return await make()
-
-    return asyncio.run(bounded())
 
 
 @contextlib.contextmanager

@@ -13,11 +13,12 @@ import io
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from tests.aio import run
 from tests.servers import Endpoint, ScriptedServer, read_request, read_request_head, wait_until_closed
 from tests.servers.origin import Origin, Seen
 
@@ -25,18 +26,8 @@ import wirekit
 from wirekit.exceptions import RetryError, TotalTimeout, UnrewindableBodyError
 from wirekit.net._aio_stream import READ_HIGH_WATER
 
-LIMIT = 60
 TIMEOUT = 10
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-T = TypeVar("T")
-
-
-def run(make: Callable[[], Awaitable[T]]) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(LIMIT):
-            return await make()
-
-    return asyncio.run(bounded())
 
 
 def failing(times: int, status: int = 503, headers: dict[str, str] | None = None) -> Callable[[Seen], Any]:

@@ -16,12 +16,13 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from tests.aio import run
 from tests.servers import ScriptedServer, require_module, send_and_hang
 from tests.servers.origin import Origin, Seen
 from tests.servers.redis import RedisEndpoint, run_redis
@@ -30,20 +31,10 @@ import wirekit
 from wirekit.cache import AsyncCacheTransport, MemoryStorage
 from wirekit.client import AsyncResponse
 
-LIMIT = 60  # seconds any one test may run
 TIMEOUT = 10
 MIB = 1 << 20
-T = TypeVar("T")
 
 STORAGES = ["memory", "sqlite", "filesystem", pytest.param("redis", marks=pytest.mark.system)]
-
-
-def run(make: Callable[[], Awaitable[T]]) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(LIMIT):
-            return await make()
-
-    return asyncio.run(bounded())
 
 
 @pytest.fixture(scope="module")

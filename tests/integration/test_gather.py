@@ -13,29 +13,18 @@ import select
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from tests.aio import run
 from tests.servers import Endpoint
 from tests.servers.wirekit_servers import run_http_server
 
 import wirekit
 from wirekit.client import AsyncResponse, GetResult
 from wirekit.exceptions import ConnectionError, InvalidURL, ReadTimeout
-
-LIMIT = 60  # seconds any one test may run
-T = TypeVar("T")
-
-
-def run(make: Callable[[], Awaitable[T]]) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(LIMIT):
-            return await make()
-
-    return asyncio.run(bounded())
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -5,15 +5,17 @@ asyncio I/O. The inner transport is awaited (``AsyncHTTPTransport.send``'s signa
 awaiting their pieces (``aiter_bytes``, ``aread``) and stored as they pass; a stale-while-revalidate
 refresh is a task instead of a thread.
 
-Storage steps (``CacheCore.find``, ``refresh``, ``open_store``, ``BodyStore.write`` ...) are the sync code
-the sync transport runs, called here through ``_Offload``: on the event loop for a storage that does not
-block (``MemoryStorage``), else in the loop's default executor, one hop per step (a hit is one hop). That
-covers SQLite and the filesystem, and Redis too. A native ``redis.asyncio`` storage would be a second copy
-of ``RedisStorage`` (its WATCH/MULTI publishing with retries, chunked blobs, the dropping of corrupt fields)
-differing only in ``await``; it could not be derived from a user's sync ``redis.Redis`` (TLS, auth,
-sentinels), and its connections would belong to one event loop. What it would save is about one hop per
-lookup: measured here, an HGETALL on loopback takes ~50 us with the sync client, ~80 us awaited with
-``redis.asyncio``, ~120 us as a worker-thread hop around the sync client. Offloaded calls are tracked, so
+Storage steps (``CacheCore.find``, ``refresh``, ``open_store``, ``BodyStore.write`` ...) are the code the
+sync transport runs. A storage with a native asyncio counterpart (``Storage.async_storage()``: a
+``RedisStorage`` made from a URL, as ``cache="redis://..."`` makes, on ``redis.asyncio``) runs them on the
+event loop: the core's steps are generators of storage calls (``CacheCore.find_steps`` ...) that
+``arun_steps`` drives, awaiting each call, and ``RedisStorage``'s operations are generators of Redis
+commands that its async counterpart awaits on its ``redis.asyncio`` client; no thread is involved. The
+others go through ``_Offload``: on the event loop for a storage that does not block (``MemoryStorage``),
+else in the loop's default executor, one hop per step (a hit is one hop): SQLite, the filesystem, and a
+``RedisStorage`` made from the user's own ``redis.Redis`` (its settings cannot be copied to an async client).
+Measured on loopback, an HGETALL costs ~50 us with the sync client, ~80 us awaited with ``redis.asyncio``,
+~120 us as a worker-thread hop around the sync client. Offloaded calls and native writes are tracked, so
 ``aclose()`` closes the storage only after the last one; a body's writes run one at a time, and an abort
 waits for the write in flight.
 
@@ -28,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
-from wirekit.cache._core import BACKGROUND_TIMEOUT, ORIGIN_ERRORS, BodyStore, CacheCore, Hit
+from wirekit.cache._core import BACKGROUND_TIMEOUT, ORIGIN_ERRORS, BodyStore, CacheCore, Hit, arun_steps
 from wirekit.cache._model import CachedResponse, CacheStats, CorruptEntry, Storage
 from wirekit.cache._policy import Action, Lookup, Policy
 from wirekit.client._async import AsyncConnectionPool, AsyncHTTPTransport, AsyncResponse, _AsyncBody
@@ -82,7 +84,8 @@ class AsyncCacheTransport:
         self.inner: AsyncTransport = inner if inner is not None else AsyncHTTPTransport()
         self.storage = open_storage(storage)
         self.core = CacheCore(policy if policy is not None else Policy(), name)
-        self._offload = _Offload(self.storage)
+        self._native: Any = self.storage.async_storage()  # None: the storage steps go through _offload
+        self._offload = _Offload(self.storage, self._native is not None)
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -104,18 +107,28 @@ class AsyncCacheTransport:
             raise AttributeError(f"the inner transport {self.inner!r} has no connection pool")
         return pool
 
+    async def _step(self, name: str, *args: Any) -> Any:
+        """The storage step ``CacheCore.<name>``: its generator awaited on the native storage, else offloaded."""
+        if self._native is not None:
+            return await arun_steps(self._native, getattr(self.core, name + "_steps")(*args))
+        return await self._offload(getattr(self.core, name), self.storage, *args)
+
     # -- management ------------------------------------------------------------------------------
     async def clear(self) -> None:
         """Drop every stored response."""
-        await self._offload(self.storage.clear)
+        if self._native is not None:
+            await self._native.clear()
+        else:
+            await self._offload(self.storage.clear)
 
     async def delete(self, url: str) -> None:
         """Drop the stored responses to GET and HEAD of ``url``."""
-        await self._offload(self.core.delete, self.storage, url)
+        await self._step("delete", url)
 
     async def stats(self) -> CacheStats:
         """What this cache served (hits, misses, revalidated, stale, stores) and what its storage holds."""
-        return await self._offload(self.core.stats, self.storage)
+        stats: CacheStats = await self._step("stats")
+        return stats
 
     async def aclose(self) -> None:
         """Stop the background refreshes, wait for the storage calls under way, close the inner transport and
@@ -132,7 +145,13 @@ class AsyncCacheTransport:
         try:
             await self.inner.aclose()
         finally:
-            await self._offload(self.storage.close)
+            if self._native is not None:
+                try:
+                    await self._native.aclose()
+                finally:
+                    self.storage.close()  # its sync client was never used: closing it does no I/O
+            else:
+                await self._offload(self.storage.close)
 
     # -- sending ---------------------------------------------------------------------------------
     async def send(
@@ -154,9 +173,10 @@ class AsyncCacheTransport:
             )
             dropped = core.invalidations(request, response)
             if dropped:
-                await self._offload(core.drop, self.storage, dropped)
+                await self._step("drop", dropped)
             return core.passed(response)
-        lookup, hit, fwd = await self._offload(core.find, self.storage, request, key, stream)
+        found: tuple[Lookup, Hit | None, str] = await self._step("find", request, key, stream)
+        lookup, hit, fwd = found
         if hit is not None:
             served = await self._answer(request, hit, stream)
             if served is not None:
@@ -209,7 +229,7 @@ class AsyncCacheTransport:
             pass
         updated = core.not_modified(entry, response, request_time, response_time)
         if updated is not None:
-            hit = await self._offload(core.refresh, self.storage, request, updated, stream)
+            hit = await self._step("refresh", request, updated, stream)
             served = await self._answer(request, hit, stream) if hit is not None else None
             if served is not None:
                 return served
@@ -272,7 +292,7 @@ class AsyncCacheTransport:
     ) -> AsyncResponse | None:
         if entry is None:
             return None
-        hit = await self._offload(self.core.stale_on_error, self.storage, request, entry, stream)
+        hit = await self._step("stale_on_error", request, entry, stream)
         return await self._answer(request, hit, stream) if hit is not None else None
 
     # -- storing ---------------------------------------------------------------------------------
@@ -287,7 +307,11 @@ class AsyncCacheTransport:
         entry = core.to_store(request, response, request_time, response_time)
         if entry is None:
             return False
-        store = await self._offload(core.open_store, self.storage, entry)
+        if self._native is not None:
+            writer = await arun_steps(self._native, core.writer_steps(entry))
+            store = BodyStore(writer, core) if writer is not None else None
+        else:
+            store = await self._offload(core.open_store, self.storage, entry)
         if store is None:
             return False
         response._body = _AsyncTee(body, store, self._offload)
@@ -299,13 +323,16 @@ class AsyncCacheTransport:
         if not stream:
             return self.core.answer(AsyncResponse(), request, hit, self)
         entry, age, body, status, detail = hit
+        stored: _AsyncBody
         if body is None:  # a large body: read from the storage chunk by chunk
             try:
-                chunks = await self._offload(self.storage.open_body, entry)
+                if self._native is not None:
+                    stored = _AsyncNativeBody(await self._native.open_body(entry))
+                else:
+                    stored = _AsyncStoredBody(await self._offload(self.storage.open_body, entry), self._offload)
             except CorruptEntry:
                 self.core.count("corrupt")
                 return None
-            stored = _AsyncStoredBody(chunks, self._offload)
         else:  # the raw body, decoded as it is read
             stored = _AsyncStoredBody(iter((body,)), None)
         response = self.core.answer(AsyncResponse(), request, (entry, age, None, status, detail), self)
@@ -316,13 +343,22 @@ class AsyncCacheTransport:
 class _Offload:
     """Runs storage steps for the event loop: directly for a storage that does not block, else in the loop's
     default executor. Executor calls are tracked until they end (``drain``); an awaited call that is cancelled
-    goes on in its thread (the storage is left consistent) and stays tracked."""
+    goes on in its thread (the storage is left consistent) and stays tracked. For a native async storage
+    (``native``) it runs a body's writes as tasks (``spawn``), tracked the same way."""
 
-    __slots__ = ("_running", "blocking")
+    __slots__ = ("_running", "blocking", "native")
 
-    def __init__(self, storage: Storage) -> None:
-        self.blocking = storage.blocking
+    def __init__(self, storage: Storage, native: bool = False) -> None:
+        self.native = native
+        self.blocking = storage.blocking or native  # a native storage's body writes are batched too
         self._running: set[asyncio.Future[Any]] = set()
+
+    def spawn(self, coro: Awaitable[T]) -> asyncio.Future[T]:
+        """Run ``coro`` (a native storage's call) in a task, tracked until it ends."""
+        future = asyncio.ensure_future(coro)
+        self._running.add(future)
+        future.add_done_callback(self._done)
+        return future
 
     def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Start ``fn(*args)`` in a worker thread."""
@@ -343,9 +379,13 @@ class _Offload:
 
     def later(self, fn: Callable[..., object], *args: Any, after: asyncio.Future[Any] | None = None) -> None:
         """``fn(*args)`` without waiting for it: now, or once ``after`` (a call still running) has ended.
-        Outside a running loop (a response closed after its loop ended) it runs here and now."""
+        Outside a running loop (a response closed after its loop ended) it runs here and now; a native
+        storage's call then does not run (what it would have dropped, an unnamed Redis blob, expires)."""
         if after is not None and not after.done():
             after.add_done_callback(lambda _: self.later(fn, *args))
+        elif self.native:
+            if _loop_running():
+                self.spawn(fn(*args))  # type: ignore[arg-type]
         elif not self.blocking or not _loop_running():
             fn(*args)
         else:
@@ -394,7 +434,7 @@ class _AsyncTee(_AsyncBody):
                     self._batch.append(piece)
                     self._size += len(piece)
                     if self._size >= FLUSH_SIZE:
-                        await self._run(store.write, self._take())
+                        await self._run(store, self._take(), False)
                 else:
                     store.write(piece)
         except BaseException:  # the origin broke off, or the task was cancelled: nothing is stored
@@ -405,7 +445,7 @@ class _AsyncTee(_AsyncBody):
     async def _finish(self, store: BodyStore) -> None:
         self._store = None  # from here on the entry is complete: a cancellation lets the commit run
         if self._offload.blocking:
-            await self._run(store.finish, self._take())
+            await self._run(store, self._take(), True)
         else:
             store.finish()
 
@@ -415,14 +455,27 @@ class _AsyncTee(_AsyncBody):
         self._size = 0
         return data
 
-    async def _run(self, fn: Callable[[bytes], None], data: bytes) -> None:
-        self._last = future = self._offload.submit(fn, data)
+    async def _run(self, store: BodyStore, data: bytes, last: bool) -> None:
+        """Write ``data`` (and commit if ``last``): in a worker thread, or for a native storage the same step
+        awaited on its writer in a task; shielded, so a cancellation lets it end (an abort waits for it)."""
+        offload = self._offload
+        if offload.native:
+            steps = store.finish_steps(data) if last else store.write_steps(data)
+            self._last = future = offload.spawn(arun_steps(store.writer, steps))
+        else:
+            self._last = future = offload.submit(store.finish if last else store.write, data)
         await asyncio.shield(future)
 
     def _abort(self) -> None:
         store, self._store = self._store, None
         self._batch = []
-        if store is not None:
+        if store is None:
+            return
+        if self._offload.native:
+            writer = store.writer
+            if writer is not None:
+                self._offload.later(arun_steps, writer, store.abort_steps(), after=self._last)
+        else:
             self._offload.later(store.abort, after=self._last)
 
     def close(self) -> None:
@@ -464,3 +517,26 @@ class _AsyncStoredBody(_AsyncBody):
             close()
         else:
             self._offload.later(close, after=self._last)
+
+
+class _AsyncNativeBody(_AsyncBody):
+    """A stored body read from a native async storage (``open_body``'s ``await next()``) on the event loop."""
+
+    __slots__ = ("_blob",)
+
+    def __init__(self, blob: Any) -> None:
+        self._blob: Any = blob
+
+    async def next_piece(self) -> bytes | None:
+        blob = self._blob
+        if blob is None:
+            return None
+        piece: bytes | None = await blob.next()
+        if piece is None:
+            self._blob = None
+        return piece
+
+    def close(self) -> None:
+        blob, self._blob = self._blob, None
+        if blob is not None:
+            blob.close()

@@ -147,3 +147,12 @@ class Storage:
 
     def close(self) -> None:
         """Release files, connections and threads."""
+
+    def async_storage(self) -> Any:
+        """This storage's native asyncio counterpart for ``AsyncCacheTransport``, or None (the default: the
+        transport calls a blocking storage in worker threads). It has ``Storage``'s methods as coroutines
+        (``get``, ``read_body``, ``open_body``, ``update``, ``touch``, ``delete``, ``clear``, ``stats``;
+        ``writer`` returns a writer whose ``write``/``commit``/``abort`` are coroutines; ``open_body`` an
+        object with ``await next()`` -> bytes or None, and ``close()``) plus ``aclose()``; it shares this
+        storage's entries and counters. ``RedisStorage`` made from a URL has one (``redis.asyncio``)."""
+        return None

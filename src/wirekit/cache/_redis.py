@@ -14,6 +14,19 @@ value nears Redis's 512 MB limit) under a fresh token with a one-hour TTL, then 
 ``MULTI``/``EXEC`` that sets the variant's field and the blob's real TTL and unlinks the blob it replaces
 (under ``WATCH``, retried on a race). A writer that dies leaves a blob nothing names, which expires.
 
+Each operation is written once, as a generator of *ops* (``_Ops``): it yields the Redis commands to run
+(``("call", name, args, kwargs)``, a ``("pipe", commands)`` without transaction, ``("watch", keys)`` then
+``("exec", commands)`` for an optimistic MULTI/EXEC) and receives their replies; a Redis error is thrown
+into it at its ``yield``. ``_run`` drives it on the sync ``redis.Redis``; ``AsyncRedisStorage`` drives the
+same generators on a ``redis.asyncio.Redis`` (``_arun``), so the key layout, the encoding, the chunked
+blobs, the TTLs and the WATCH retries exist once.
+
+``AsyncCacheTransport`` asks a storage for ``async_storage()``: a ``RedisStorage`` made from a URL
+(``cache="redis://..."``) answers an ``AsyncRedisStorage`` with its own ``redis.asyncio`` client, created
+lazily on the running loop and closed by the transport's ``aclose()``. A ``RedisStorage`` made from the
+user's own ``redis.Redis`` (TLS, auth, sentinels we cannot copy) answers None and is called in worker
+threads, as SQLite and the filesystem are.
+
 TTLs: a variant lives until its ``expires`` (``default_ttl``, 30 days, when it has none); the hash lives as
 long as its longest-lived variant and ``get`` skips variants past their time. LRU eviction is Redis's own
 (``maxmemory-policy``); ``touch`` does nothing. Redis errors never reach the caller: ``get`` answers a miss,
@@ -22,12 +35,14 @@ long as its longest-lived variant and ``get`` skips variants past their time. LR
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import math
 import secrets
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wirekit.cache._codec import RECORD_EXTERNAL, Record, decode_meta, encode_meta, pack_record, unpack_record
 from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, Storage
@@ -35,7 +50,7 @@ from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, Corrupt
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["RedisStorage"]
+__all__ = ["AsyncRedisStorage", "RedisStorage"]
 
 DEFAULT_PREFIX = "wirekit:cache:"
 DEFAULT_TTL = 30 * 86400  # seconds, for entries without ``expires``
@@ -44,6 +59,105 @@ CHUNK_SIZE = 1 << 20
 PENDING_TTL_MS = 3600 * 1000  # a blob being written expires unless its commit comes first
 _WATCH_RETRIES = 5
 SOCKET_TIMEOUT = 2.0  # seconds, for the clients made from a URL
+
+T = TypeVar("T")
+# An op: ("call", name, args, kwargs) -> the reply; ("pipe", [(name, args), ...]) -> the replies (no
+# transaction); ("watch", keys) -> None (later calls go to the watching connection); ("exec", [(name, args),
+# ...]) -> MULTI, the commands, EXEC (a WatchError is thrown in when a watched key changed).
+Op = tuple[Any, ...]
+_Ops = Generator[Op, Any, T]
+
+
+def _call(name: str, *args: Any, **kwargs: Any) -> Op:
+    return ("call", name, args, kwargs)
+
+
+def _run(client: Any, ops: _Ops[T]) -> T:
+    """Drive ``ops`` on the sync ``client``: run each op it yields, send the reply back (or throw the error)."""
+    pipe: Any = None
+    send: Any = ops.send
+    value: Any = None
+    try:
+        while True:
+            try:
+                op = send(value)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            try:
+                kind = op[0]
+                if kind == "call":
+                    value = getattr(pipe if pipe is not None else client, op[1])(*op[2], **op[3])
+                elif kind == "pipe":
+                    with client.pipeline(transaction=False) as batch:
+                        for name, args in op[1]:
+                            getattr(batch, name)(*args)
+                        value = batch.execute()
+                elif kind == "watch":
+                    if pipe is None:
+                        pipe = client.pipeline(transaction=True)
+                    value = pipe.watch(*op[1])
+                else:  # exec
+                    transaction, pipe = pipe, None
+                    try:
+                        transaction.multi()
+                        for name, args in op[1]:
+                            getattr(transaction, name)(*args)
+                        value = transaction.execute()
+                    finally:
+                        transaction.reset()
+                send = ops.send
+            except Exception as exc:
+                value = exc
+                send = ops.throw
+    finally:
+        ops.close()
+        if pipe is not None:
+            pipe.reset()
+
+
+async def _arun(client: Any, ops: _Ops[T]) -> T:
+    """``_run`` on a ``redis.asyncio`` client: the same ops, awaited."""
+    pipe: Any = None
+    send: Any = ops.send
+    value: Any = None
+    try:
+        while True:
+            try:
+                op = send(value)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            try:
+                kind = op[0]
+                if kind == "call":
+                    value = await getattr(pipe if pipe is not None else client, op[1])(*op[2], **op[3])
+                elif kind == "pipe":
+                    async with client.pipeline(transaction=False) as batch:
+                        for name, args in op[1]:
+                            getattr(batch, name)(*args)
+                        value = await batch.execute()
+                elif kind == "watch":
+                    if pipe is None:
+                        pipe = client.pipeline(transaction=True)
+                    value = await pipe.watch(*op[1])
+                else:  # exec
+                    transaction, pipe = pipe, None
+                    try:
+                        transaction.multi()
+                        for name, args in op[1]:
+                            queued = getattr(transaction, name)(*args)
+                            if inspect.isawaitable(queued):  # pragma: no cover - queued commands return the pipeline
+                                await queued
+                        value = await transaction.execute()
+                    finally:
+                        await transaction.reset()
+                send = ops.send
+            except Exception as exc:
+                value = exc
+                send = ops.throw
+    finally:
+        ops.close()
+        if pipe is not None:
+            await pipe.reset()
 
 
 def _import_redis() -> Any:
@@ -75,8 +189,9 @@ class RedisStorage(Storage):
             from redis.retry import Retry
 
             # A cache must not stall requests: a server that does not answer costs at most two short waits.
+            url = url or "redis://127.0.0.1:6379/0"
             client = module.Redis.from_url(
-                url or "redis://127.0.0.1:6379/0",
+                url,
                 socket_timeout=SOCKET_TIMEOUT,
                 socket_connect_timeout=SOCKET_TIMEOUT,
                 retry=Retry(NoBackoff(), 1),
@@ -84,11 +199,13 @@ class RedisStorage(Storage):
             self._owned = True
         else:
             self._owned = False
+            url = None  # the user's client: its settings (TLS, auth, sentinels) cannot be copied to an async one
         assert client is not None
         pool = getattr(client, "connection_pool", None)
         if getattr(pool, "connection_kwargs", {}).get("decode_responses"):
             raise ValueError("RedisStorage needs a client with decode_responses=False: bodies are bytes")
         self.client = client
+        self.url = url
         self.prefix = prefix
         self.default_ttl = default_ttl
         self.inline_limit = inline_limit
@@ -100,6 +217,13 @@ class RedisStorage(Storage):
     def from_url(cls, url: str, **options: Any) -> RedisStorage:
         """A storage with its own client for ``url`` (``redis://host:port/db``, ``rediss://``, ``unix://``)."""
         return cls(url=url, **options)
+
+    def async_storage(self) -> AsyncRedisStorage | None:
+        """The same storage on ``redis.asyncio`` for ``AsyncCacheTransport``; None for a user's own client."""
+        return AsyncRedisStorage(self) if self.url is not None else None
+
+    def _run(self, ops: _Ops[T]) -> T:
+        return _run(self.client, ops)
 
     # -- keys ------------------------------------------------------------------------------------
     def _hash_key(self, key: str) -> str:
@@ -116,9 +240,12 @@ class RedisStorage(Storage):
 
     # -- reading ---------------------------------------------------------------------------------
     def get(self, key: str) -> list[CachedResponse]:
+        return self._run(self._get_ops(key))
+
+    def _get_ops(self, key: str) -> _Ops[list[CachedResponse]]:
         name = self._hash_key(key)
         try:
-            fields: dict[bytes, bytes] = self.client.hgetall(name)  # type: ignore[assignment]
+            fields: dict[bytes, bytes] = yield _call("hgetall", name)
         except self._errors:
             return []
         if not fields:
@@ -135,7 +262,7 @@ class RedisStorage(Storage):
                     raise CorruptEntry("bad blob token")
             except CorruptEntry:
                 self.corrupt += 1  # dropped here, never raised: counted here
-                self._drop_field(name, field, value)
+                yield from self._drop_field_ops(name, field, value)
                 continue
             if entry.expires is not None and entry.expires <= now:
                 continue
@@ -146,7 +273,7 @@ class RedisStorage(Storage):
             found.sort(key=lambda e: e.response_time, reverse=True)
         return found
 
-    def _drop_field(self, name: str, field: bytes, value: bytes) -> None:
+    def _drop_field_ops(self, name: str, field: bytes, value: bytes) -> _Ops[None]:
         """HDEL ``field`` if it still holds ``value`` (and unlink the blob it names)."""
         blob = None
         try:
@@ -156,24 +283,25 @@ class RedisStorage(Storage):
         except CorruptEntry:
             pass
         try:
-            with self.client.pipeline(transaction=True) as pipe:
-                pipe.watch(name)
-                if pipe.hget(name, field) != value:
-                    return
-                pipe.multi()
-                pipe.hdel(name, field)
-                if blob is not None:
-                    pipe.unlink(blob)
-                pipe.execute()
+            yield ("watch", (name,))
+            if (yield _call("hget", name, field)) != value:
+                return
+            commands: list[tuple[str, tuple[Any, ...]]] = [("hdel", (name, field))]
+            if blob is not None:
+                commands.append(("unlink", (blob,)))
+            yield ("exec", commands)
         except (*self._errors, self._watch_error):
             pass
 
     def _stored(self, entry: CachedResponse) -> tuple[str, bytes, bytes, Record]:
+        return self._run(self._stored_ops(entry))
+
+    def _stored_ops(self, entry: CachedResponse) -> _Ops[tuple[str, bytes, bytes, Record]]:
         """(hash key, field, value, record) that stores ``entry``; ``CorruptEntry`` if gone or replaced."""
         name = self._hash_key(entry.key)
         field = entry.variant.encode("utf-8", "surrogatepass")
         try:
-            value: bytes | None = self.client.hget(name, field)  # type: ignore[assignment]
+            value: bytes | None = yield _call("hget", name, field)
         except self._errors:
             raise CorruptEntry("redis unavailable") from None
         if value is None:
@@ -184,70 +312,69 @@ class RedisStorage(Storage):
             if record.external and not _valid_token(record.inline):
                 raise CorruptEntry("bad blob token")
         except CorruptEntry:
-            self._drop_field(name, field, value)
+            yield from self._drop_field_ops(name, field, value)
             raise
         if stored.response_time != entry.response_time or stored.body_length != entry.body_length:
             raise CorruptEntry("entry replaced since it was read")
         return name, field, value, record
 
+    def _open_ops(self, entry: CachedResponse) -> _Ops[_BlobReader | bytes]:
+        """The body of ``entry`` when it is inline, else a ``_BlobReader`` whose first chunk was read (a
+        missing blob raises ``CorruptEntry`` here, before the caller starts answering)."""
+        name, field, value, record = yield from self._stored_ops(entry)
+        if not record.external:
+            return record.inline
+        reader = _BlobReader(self, name, field, value, self._blob_key(record.inline), record.body_length)
+        reader.first = yield from reader.next_ops()
+        return reader
+
     def open_body(self, entry: CachedResponse) -> Iterator[bytes]:
         if entry.body is not None:
             return iter((entry.body,))
-        name, field, value, record = self._stored(entry)
-        if not record.external:
-            return iter((record.inline,))
-        chunks = self._chunks(name, field, value, self._blob_key(record.inline), record.body_length)
-        first = next(chunks, b"")  # a missing blob raises here, before the caller starts answering
-        return _chain(first, chunks)
+        opened = self._run(self._open_ops(entry))
+        if isinstance(opened, bytes):
+            return iter((opened,))
+        return self._chunks(opened)
 
-    def _chunks(self, name: str, field: bytes, value: bytes, blob: str, length: int) -> Iterator[bytes]:
-        done = 0
-        seq = 0
-        while done < length:
-            try:
-                data: bytes | None = self.client.hget(blob, str(seq))  # type: ignore[assignment]
-            except self._errors:
-                raise CorruptEntry("redis unavailable") from None
-            if not data:  # evicted by maxmemory, or expired: the entry is unusable
-                self._drop_field(name, field, value)
-                raise CorruptEntry("blob chunk missing")
-            done += len(data)
-            seq += 1
-            yield data
-        if done != length:
-            self._drop_field(name, field, value)
-            raise CorruptEntry("blob longer than stored")
+    def _chunks(self, reader: _BlobReader) -> Iterator[bytes]:
+        while True:
+            data: bytes | None = reader.first if reader.first is not None else self._run(reader.next_ops())
+            reader.first = None
+            if data is None:
+                return
+            if data:
+                yield data
 
     # -- writing ---------------------------------------------------------------------------------
     def writer(self, entry: CachedResponse) -> BodyWriter:
         return _RedisWriter(self, entry)
 
-    def _publish(self, entry: CachedResponse, inline: bytes, flags: int, blob: str | None) -> bool:
+    def _publish_ops(self, entry: CachedResponse, inline: bytes, flags: int, blob: str | None) -> _Ops[bool]:
         """Set the variant's field (replacing the old one and its blob) in one MULTI/EXEC; False if given up."""
         now = time.time()
         ttl = self._ttl_ms(entry, now)
         if ttl <= 0:  # expired on arrival: nothing worth keeping
             if blob is not None:
-                self.client.unlink(blob)
+                yield _call("unlink", blob)
             return True
         name = self._hash_key(entry.key)
         field = entry.variant.encode("utf-8", "surrogatepass")
         value = pack_record(encode_meta(entry), inline, entry.body_length, flags)
         for _attempt in range(_WATCH_RETRIES):
             try:
-                with self.client.pipeline(transaction=True) as pipe:
-                    pipe.watch(name)
-                    old = pipe.hget(name, field)
-                    current = pipe.pttl(name)
-                    pipe.multi()
-                    pipe.hset(name, field, value)
-                    pipe.pexpire(name, max(int(current), ttl))
-                    if blob is not None:
-                        pipe.pexpire(blob, ttl)
-                    old_blob = self._blob_of(old)
-                    if old_blob is not None and old_blob != blob:
-                        pipe.unlink(old_blob)
-                    pipe.execute()
+                yield ("watch", (name,))
+                old = yield _call("hget", name, field)
+                current = yield _call("pttl", name)
+                commands: list[tuple[str, tuple[Any, ...]]] = [
+                    ("hset", (name, field, value)),
+                    ("pexpire", (name, max(int(current), ttl))),
+                ]
+                if blob is not None:
+                    commands.append(("pexpire", (blob, ttl)))
+                old_blob = self._blob_of(old)
+                if old_blob is not None and old_blob != blob:
+                    commands.append(("unlink", (old_blob,)))
+                yield ("exec", commands)
                 return True
             except self._watch_error:
                 continue
@@ -267,30 +394,31 @@ class RedisStorage(Storage):
         return None
 
     def update(self, entry: CachedResponse) -> None:
+        self._run(self._update_ops(entry))
+
+    def _update_ops(self, entry: CachedResponse) -> _Ops[None]:
         name = self._hash_key(entry.key)
         field = entry.variant.encode("utf-8", "surrogatepass")
         for _attempt in range(_WATCH_RETRIES):
             try:
-                with self.client.pipeline(transaction=True) as pipe:
-                    pipe.watch(name)
-                    old = pipe.hget(name, field)
-                    if not isinstance(old, bytes):
-                        return
-                    try:
-                        record = unpack_record(old)
-                    except CorruptEntry:
-                        return
-                    ttl = self._ttl_ms(entry, time.time())
-                    current = int(pipe.pttl(name))
-                    entry.body_length = record.body_length
-                    value = pack_record(encode_meta(entry), record.inline, record.body_length, record.flags)
-                    pipe.multi()
-                    pipe.hset(name, field, value)
-                    if ttl > 0:
-                        pipe.pexpire(name, max(current, ttl))
-                        if record.external:
-                            pipe.pexpire(self._blob_key(record.inline), ttl)
-                    pipe.execute()
+                yield ("watch", (name,))
+                old = yield _call("hget", name, field)
+                if not isinstance(old, bytes):
+                    return
+                try:
+                    record = unpack_record(old)
+                except CorruptEntry:
+                    return
+                ttl = self._ttl_ms(entry, time.time())
+                current = int((yield _call("pttl", name)))
+                entry.body_length = record.body_length
+                value = pack_record(encode_meta(entry), record.inline, record.body_length, record.flags)
+                commands: list[tuple[str, tuple[Any, ...]]] = [("hset", (name, field, value))]
+                if ttl > 0:
+                    commands.append(("pexpire", (name, max(current, ttl))))
+                    if record.external:
+                        commands.append(("pexpire", (self._blob_key(record.inline), ttl)))
+                yield ("exec", commands)
                 return
             except self._watch_error:
                 continue
@@ -299,25 +427,30 @@ class RedisStorage(Storage):
         self.store_errors += 1
 
     def delete(self, key: str) -> None:
+        self._run(self._delete_ops(key))
+
+    def _delete_ops(self, key: str) -> _Ops[None]:
         name = self._hash_key(key)
         try:
-            fields: dict[bytes, bytes] = self.client.hgetall(name)  # type: ignore[assignment]
+            fields: dict[bytes, bytes] = yield _call("hgetall", name)
             blobs = [b for b in map(self._blob_of, fields.values()) if b is not None]
-            self.client.unlink(name, *blobs)
+            yield _call("unlink", name, *blobs)
         except self._errors:
             self.store_errors += 1
 
     def clear(self) -> None:
+        self._run(self._clear_ops())
+
+    def _clear_ops(self) -> _Ops[None]:
         pattern = _glob_escape(self.prefix) + "*"
         try:
-            batch: list[bytes] = []
-            for name in self.client.scan_iter(match=pattern, count=1000):
-                batch.append(name)
-                if len(batch) >= 1000:
-                    self.client.unlink(*batch)
-                    batch = []
-            if batch:
-                self.client.unlink(*batch)
+            cursor: Any = 0
+            while True:
+                cursor, names = yield _call("scan", cursor, match=pattern, count=1000)
+                if names:
+                    yield _call("unlink", *names)
+                if not int(cursor):
+                    break
         except self._errors:
             self.store_errors += 1
 
@@ -329,21 +462,58 @@ class RedisStorage(Storage):
             self.client.close()
 
 
-class _RedisWriter(BodyWriter):
-    """Buffers up to ``inline_limit``; past it, sends ``chunk_size`` chunks to a new blob as they fill."""
+class _BlobReader:
+    """A large body's chunks, read one op run at a time (``next_ops``: the next chunk, None at the end)."""
 
-    __slots__ = ("_blob", "_buffer", "_entry", "_length", "_seq", "_storage")
+    __slots__ = ("blob", "done", "field", "first", "length", "name", "seq", "storage", "value")
+
+    def __init__(self, storage: RedisStorage, name: str, field: bytes, value: bytes, blob: str, length: int) -> None:
+        self.storage = storage
+        self.name = name
+        self.field = field
+        self.value = value
+        self.blob = blob
+        self.length = length
+        self.done = 0
+        self.seq = 0
+        self.first: bytes | None = None  # the chunk read when the body was opened, not yet handed out
+
+    def next_ops(self) -> _Ops[bytes | None]:
+        storage = self.storage
+        if self.done >= self.length:
+            if self.done != self.length:
+                yield from storage._drop_field_ops(self.name, self.field, self.value)
+                raise CorruptEntry("blob longer than stored")
+            return None
+        try:
+            data: bytes | None = yield _call("hget", self.blob, str(self.seq))
+        except storage._errors:
+            raise CorruptEntry("redis unavailable") from None
+        if not data:  # evicted by maxmemory, or expired: the entry is unusable
+            yield from storage._drop_field_ops(self.name, self.field, self.value)
+            raise CorruptEntry("blob chunk missing")
+        self.done += len(data)
+        self.seq += 1
+        return data
+
+
+class _WriteState:
+    """A body on its way into Redis, as ops: buffered up to ``inline_limit``; past it, sent in ``chunk_size``
+    chunks to a new blob as they fill. ``_RedisWriter`` runs its ops on the sync client, ``_AsyncRedisWriter``
+    on the async one."""
+
+    __slots__ = ("_blob", "_buffer", "_entry", "_length", "_seq", "storage")
 
     def __init__(self, storage: RedisStorage, entry: CachedResponse) -> None:
-        self._storage: RedisStorage | None = storage
+        self.storage: RedisStorage | None = storage
         self._entry = entry
         self._buffer = bytearray()
         self._length = 0
         self._blob: str | None = None
         self._seq = 0
 
-    def write(self, data: bytes) -> None:
-        storage = self._storage
+    def write_ops(self, data: bytes) -> _Ops[None]:
+        storage = self.storage
         if storage is None:
             return
         self._buffer += data
@@ -355,54 +525,202 @@ class _RedisWriter(BodyWriter):
         size = storage.chunk_size
         try:
             while len(self._buffer) >= size:
-                self._send(storage, bytes(self._buffer[:size]))
+                yield from self._send_ops(bytes(self._buffer[:size]))
                 del self._buffer[:size]
         except storage._errors:
             storage.store_errors += 1
-            self.abort()
+            yield from self.abort_ops()
 
-    def _send(self, storage: RedisStorage, data: bytes) -> None:
+    def _send_ops(self, data: bytes) -> _Ops[None]:
         assert self._blob is not None
-        with storage.client.pipeline(transaction=False) as pipe:
-            pipe.hset(self._blob, str(self._seq), data)
-            pipe.pexpire(self._blob, PENDING_TTL_MS)
-            pipe.execute()
+        yield ("pipe", [("hset", (self._blob, str(self._seq), data)), ("pexpire", (self._blob, PENDING_TTL_MS))])
         self._seq += 1
 
-    def commit(self) -> None:
-        storage, self._storage = self._storage, None
+    def commit_ops(self) -> _Ops[None]:
+        storage, self.storage = self.storage, None
         if storage is None:
             return
         entry = self._entry
         entry.body_length = self._length
         try:
             if self._blob is None:
-                published = storage._publish(entry, bytes(self._buffer), 0, None)
+                published = yield from storage._publish_ops(entry, bytes(self._buffer), 0, None)
             else:
                 if self._buffer:
-                    self._send(storage, bytes(self._buffer))
+                    yield from self._send_ops(bytes(self._buffer))
                 token = self._blob[len(storage.prefix) + 2 :].encode("ascii")
-                published = storage._publish(entry, token, RECORD_EXTERNAL, self._blob)
+                published = yield from storage._publish_ops(entry, token, RECORD_EXTERNAL, self._blob)
         except storage._errors:
             published = False
         self._buffer = bytearray()
         if not published:
             storage.store_errors += 1
-            self._discard(storage)
+            yield from self._discard_ops(storage)
 
-    def abort(self) -> None:
-        storage, self._storage = self._storage, None
+    def abort_ops(self) -> _Ops[None]:
+        storage, self.storage = self.storage, None
         self._buffer = bytearray()
         if storage is not None:
-            self._discard(storage)
+            yield from self._discard_ops(storage)
 
-    def _discard(self, storage: RedisStorage) -> None:
+    def _discard_ops(self, storage: RedisStorage) -> _Ops[None]:
         blob, self._blob = self._blob, None
         if blob is not None:
             try:
-                storage.client.unlink(blob)
+                yield _call("unlink", blob)
             except storage._errors:
                 pass  # it expires by itself within the hour
+
+
+class _RedisWriter(BodyWriter):
+    """``_WriteState`` run on the storage's sync client."""
+
+    __slots__ = ("_client", "_state")
+
+    def __init__(self, storage: RedisStorage, entry: CachedResponse) -> None:
+        self._client = storage.client
+        self._state = _WriteState(storage, entry)
+
+    def write(self, data: bytes) -> None:
+        _run(self._client, self._state.write_ops(data))
+
+    def commit(self) -> None:
+        _run(self._client, self._state.commit_ops())
+
+    def abort(self) -> None:
+        _run(self._client, self._state.abort_ops())
+
+
+class AsyncRedisStorage:
+    """A ``RedisStorage`` made from a URL, driven on ``redis.asyncio`` (``RedisStorage.async_storage()``).
+
+    Its methods are ``Storage``'s as coroutines (``open_body`` gives an ``AsyncBlob``, ``writer`` an
+    ``_AsyncRedisWriter`` whose methods are coroutines); they run the storage's own ops, and share its
+    settings and counters. The async client is made on first use on the running loop (its connections belong
+    to that loop; another loop gets a new client) and closed by ``aclose()``; the sync client is untouched.
+    """
+
+    blocking = False
+
+    def __init__(self, storage: RedisStorage) -> None:
+        assert storage.url is not None
+        self.storage = storage
+        self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def client(self) -> Any:
+        """The ``redis.asyncio.Redis`` of the running loop (made on first use)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            self._client = Redis.from_url(
+                self.storage.url,  # type: ignore[arg-type]
+                socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT,
+                retry=Retry(NoBackoff(), 1),
+            )
+            self._loop = loop
+        return self._client
+
+    async def run(self, ops: _Ops[T]) -> T:
+        return await _arun(self.client, ops)
+
+    async def get(self, key: str) -> list[CachedResponse]:
+        return await _arun(self.client, self.storage._get_ops(key))
+
+    async def open_body(self, entry: CachedResponse) -> AsyncBlob:
+        if entry.body is not None:
+            return AsyncBlob(self, entry.body)
+        return AsyncBlob(self, await _arun(self.client, self.storage._open_ops(entry)))
+
+    async def read_body(self, entry: CachedResponse) -> bytes:
+        if entry.body is not None:
+            return entry.body
+        blob = await self.open_body(entry)
+        parts = []
+        while (data := await blob.next()) is not None:
+            parts.append(data)
+        return b"".join(parts)
+
+    async def writer(self, entry: CachedResponse) -> _AsyncRedisWriter:
+        return _AsyncRedisWriter(self, entry)
+
+    async def update(self, entry: CachedResponse) -> None:
+        await _arun(self.client, self.storage._update_ops(entry))
+
+    async def touch(self, entry: CachedResponse, now: float) -> None:
+        """Nothing: Redis evicts by its own LRU."""
+
+    async def delete(self, key: str) -> None:
+        await _arun(self.client, self.storage._delete_ops(key))
+
+    async def clear(self) -> None:
+        await _arun(self.client, self.storage._clear_ops())
+
+    async def stats(self) -> CacheStats:
+        return self.storage.stats()
+
+    async def aclose(self) -> None:
+        """Close the async client (the sync ``RedisStorage`` is closed by its ``close()``)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+class AsyncBlob:
+    """A body read from ``AsyncRedisStorage``: ``await next()`` gives its chunks, then None."""
+
+    __slots__ = ("_reader", "_rest", "_storage")
+
+    def __init__(self, storage: AsyncRedisStorage, opened: _BlobReader | bytes) -> None:
+        self._storage = storage
+        self._reader = opened if isinstance(opened, _BlobReader) else None
+        self._rest: bytes | None = opened if isinstance(opened, bytes) else None
+
+    async def next(self) -> bytes | None:
+        rest = self._rest
+        if rest is not None:
+            self._rest = None
+            return rest
+        reader = self._reader
+        if reader is None:
+            return None
+        while True:
+            data: bytes | None = (
+                reader.first if reader.first is not None else await self._storage.run(reader.next_ops())
+            )
+            reader.first = None
+            if data is None:
+                self._reader = None
+                return None
+            if data:
+                return data
+
+    def close(self) -> None:
+        self._reader = self._rest = None
+
+
+class _AsyncRedisWriter:
+    """``_WriteState`` run on the async client: ``write``, ``commit`` and ``abort`` are coroutines."""
+
+    __slots__ = ("_state", "_storage")
+
+    def __init__(self, storage: AsyncRedisStorage, entry: CachedResponse) -> None:
+        self._storage = storage
+        self._state = _WriteState(storage.storage, entry)
+
+    async def write(self, data: bytes) -> None:
+        await self._storage.run(self._state.write_ops(data))
+
+    async def commit(self) -> None:
+        await self._storage.run(self._state.commit_ops())
+
+    async def abort(self) -> None:
+        await self._storage.run(self._state.abort_ops())
 
 
 def _valid_token(token: bytes) -> bool:
@@ -411,9 +729,3 @@ def _valid_token(token: bytes) -> bool:
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest

@@ -8,7 +8,10 @@ its own interpreter; with two CPUs or more the server is pinned to one and the c
 makes one warm-up call, then the timed calls, bounded by --time-cap. Rounds are interleaved with a rotating
 order and the median is reported: calls per second (wall) and the client's CPU per call, and each pair against
 stdlib -> stdlib in the same run. The wirekit client keeps one keep-alive connection; the standard library's
-server answers HTTP/1.0 and closes each connection, so its clients connect once per call.
+server answers HTTP/1.0 and closes each connection, so its clients connect once per call. Three floor rows
+run in the same run: a ``raw`` client that sends the call's fixed bytes and parses nothing, against a
+``canned`` server that answers fixed bytes and parses nothing (the bare round trip), and against each wirekit
+server (the server's own latency).
 
 Writes rpc.md, rpc.json and rpc.png to --out (default bench/out/).
 """
@@ -32,15 +35,33 @@ from bench._report import child_env, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
-SERVERS = ("wirekit", "wirekit-async", "stdlib")
-CLIENTS = ("wirekit", "stdlib")
+SERVERS = ("wirekit", "wirekit-async", "stdlib", "canned")
+CLIENTS = ("wirekit", "stdlib", "raw")
 PAIRS = [
     ("wirekit", "wirekit"),
     ("wirekit", "wirekit-async"),
     ("stdlib", "stdlib"),
     ("wirekit", "stdlib"),
     ("stdlib", "wirekit"),
+    # the floors: a client that only sends fixed bytes, against a server that only answers fixed bytes
+    ("raw", "canned"),
+    ("raw", "wirekit-async"),
+    ("raw", "wirekit"),
 ]
+# One call as it goes on the wire (what xmlrpc.client sends for add(3, 5)), and the answer to it.
+CALL_BODY = (
+    b"<?xml version='1.0'?>\n<methodCall>\n<methodName>add</methodName>\n<params>\n<param>\n"
+    b"<value><int>3</int></value>\n</param>\n<param>\n<value><int>5</int></value>\n</param>\n</params>\n"
+    b"</methodCall>\n"
+)
+CALL = (
+    b"POST /RPC2 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n" % len(CALL_BODY)
+) + CALL_BODY
+ANSWER_BODY = (
+    b"<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n<value><int>8</int></value>\n</param>\n"
+    b"</params>\n</methodResponse>\n"
+)
+ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n" % len(ANSWER_BODY)) + ANSWER_BODY
 REFERENCE = ("stdlib", "stdlib")
 TARGET = ("wirekit", "wirekit")
 TARGET_X = 5.0
@@ -76,6 +97,9 @@ def serve(kind: str) -> None:
     """Serve ``add`` on an ephemeral port; print the port; serve until stdin closes or SIGTERM."""
     _pin(1)
     server: Any
+    if kind == "canned":
+        serve_canned()
+        return
     if kind == "stdlib":
         from xmlrpc.server import SimpleXMLRPCServer
 
@@ -100,9 +124,64 @@ def serve(kind: str) -> None:
     server.serve_forever()
 
 
+def serve_canned() -> None:
+    """Answer every call with ``ANSWER`` on one connection at a time, parsing nothing: the server's floor."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    print(listener.getsockname()[1], flush=True)
+    while True:
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with conn:
+            pending = b""
+            while data := conn.recv(65536):
+                pending += data
+                while (end := pending.find(b"</methodCall>\n")) >= 0:
+                    pending = pending[end + 14 :]
+                    conn.sendall(ANSWER)
+
+
+def raw_client(url: str, calls: int, time_cap: float) -> dict[str, Any]:
+    """Send ``CALL`` and read until the end of an answer, parsing nothing: the client's floor."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def call() -> None:
+        sock.sendall(CALL)
+        data = sock.recv(65536)
+        while b"</methodResponse>" not in data:
+            more = sock.recv(65536)
+            if not more:
+                raise SystemExit("the server closed the connection")
+            data += more
+        if b"<int>8</int>" not in data:
+            raise SystemExit("wrong answer")
+
+    with sock:
+        call()
+        done = 0
+        deadline = time.monotonic() + time_cap
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        while done < calls:
+            call()
+            done += 1
+            if not done % 256 and time.monotonic() > deadline:
+                break
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+    return {"calls": done, "wall_s": wall, "calls_per_s": done / wall, "cpu_us_per_call": cpu / done * 1e6}
+
+
 def client(kind: str, url: str, calls: int, time_cap: float) -> dict[str, Any]:
     """Time ``calls`` sequential ``add(3, 5)`` calls; stop at ``time_cap`` seconds."""
     _pin(0)
+    if kind == "raw":
+        return raw_client(url, calls, time_cap)
     proxy: Any
     if kind == "stdlib":
         import xmlrpc.client
@@ -221,6 +300,11 @@ def render_markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any], co
         "the plain function in the server's thread pool, as it does for any blocking function. The wirekit "
         "client keeps one keep-alive connection; the standard library's server closes the connection after "
         "each call (HTTP/1.0), so its clients reconnect per call.",
+        "",
+        "The `raw` rows are floors: `raw` sends the call's fixed bytes and reads until the end of the answer, "
+        "parsing nothing; `canned` answers every call with fixed bytes, parsing nothing. `raw -> canned` is the "
+        "round trip of two Python processes on this machine with no HTTP or XML work at all; `raw -> wirekit` "
+        "is the server's latency with a client that costs nothing.",
         "",
     ]
     errors = [f"- {k}: {e}" for k, entry in summary.items() for e in entry["errors"]]

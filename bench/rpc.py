@@ -4,7 +4,8 @@ N sequential ``add(3, 5)`` calls (default 5,000) from one client to one server o
 wirekit ``ServerProxy`` -> wirekit ``SimpleXMLRPCServer``; ``xmlrpc.client.ServerProxy`` ->
 ``xmlrpc.server.SimpleXMLRPCServer``; and the two crossed. The wirekit server also runs with ``add`` written
 as ``async def`` (run on the event loop rather than in the thread pool). Every server and every client runs in
-its own interpreter; with two CPUs or more the server is pinned to one and the client to another. Each client
+its own interpreter; with two CPUs or more the server is pinned to one and the client to another (``--cpus
+same`` pins both to one CPU, ``--cpus any`` leaves them to the scheduler). Each client
 makes one warm-up call, then the timed calls, bounded by --time-cap. Rounds are interleaved with a rotating
 order and the median is reported: calls per second (wall) and the client's CPU per call, and each pair against
 stdlib -> stdlib in the same run. The wirekit client keeps one keep-alive connection; the standard library's
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 SERVERS = ("wirekit", "wirekit-async", "stdlib", "canned")
 CLIENTS = ("wirekit", "stdlib", "raw")
+CPU_LAYOUTS = ("split", "same", "any")
 PAIRS = [
     ("wirekit", "wirekit"),
     ("wirekit", "wirekit-async"),
@@ -74,6 +76,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="interleaved rounds; the median is reported (default 3)")
     p.add_argument("--time-cap", type=float, default=30.0, help="seconds per client run (default 30)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default bench/out/)")
+    p.add_argument(
+        "--cpus",
+        choices=CPU_LAYOUTS,
+        default="split",
+        help="split: server and client on two CPUs (default); same: both on one; any: not pinned",
+    )
     # internal: the worker roles
     p.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     p.add_argument("--client", choices=CLIENTS, help=argparse.SUPPRESS)
@@ -87,15 +95,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 # -- workers ------------------------------------------------------------------------------------------------
-def _pin(cpu: int) -> None:
+def _pin(cpu: int, layout: str) -> None:
+    if layout == "any":
+        return
+    if layout == "same":
+        cpu = 0
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, {cpu})
 
 
-def serve(kind: str) -> None:
+def serve(kind: str, layout: str = "split") -> None:
     """Serve ``add`` on an ephemeral port; print the port; serve until stdin closes or SIGTERM."""
-    _pin(1)
+    _pin(1, layout)
     server: Any
     if kind == "canned":
         serve_canned()
@@ -177,9 +189,9 @@ def raw_client(url: str, calls: int, time_cap: float) -> dict[str, Any]:
     return {"calls": done, "wall_s": wall, "calls_per_s": done / wall, "cpu_us_per_call": cpu / done * 1e6}
 
 
-def client(kind: str, url: str, calls: int, time_cap: float) -> dict[str, Any]:
+def client(kind: str, url: str, calls: int, time_cap: float, layout: str = "split") -> dict[str, Any]:
     """Time ``calls`` sequential ``add(3, 5)`` calls; stop at ``time_cap`` seconds."""
-    _pin(0)
+    _pin(0, layout)
     if kind == "raw":
         return raw_client(url, calls, time_cap)
     proxy: Any
@@ -211,10 +223,10 @@ def client(kind: str, url: str, calls: int, time_cap: float) -> dict[str, Any]:
 
 # -- orchestration ------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def running(kind: str) -> Iterator[str]:
+def running(kind: str, layout: str) -> Iterator[str]:
     """Start a server worker; yield its URL; stop it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.rpc", "--serve", kind],
+        [sys.executable, "-m", "bench.rpc", "--serve", kind, "--cpus", layout],
         cwd=ROOT,
         env=child_env(),
         stdout=subprocess.PIPE,
@@ -235,9 +247,9 @@ def running(kind: str) -> Iterator[str]:
             proc.wait(10)
 
 
-def run_client(kind: str, url: str, calls: int, time_cap: float) -> dict[str, Any]:
+def run_client(kind: str, url: str, calls: int, time_cap: float, layout: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.rpc", "--client", kind, "--url", url, "--calls", str(calls)]
-    cmd += ["--time-cap", str(time_cap)]
+    cmd += ["--time-cap", str(time_cap), "--cpus", layout]
     try:
         proc = subprocess.run(
             cmd, check=False, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=2 * time_cap + 30
@@ -273,6 +285,13 @@ def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, An
     return summary
 
 
+_LAYOUT_TEXT = {
+    "split": "server and client each pinned to its own",
+    "same": "server and client pinned to the same one",
+    "any": "not pinned",
+}
+
+
 def render_markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any], config: dict[str, Any]) -> str:
     target = summary.get(_key(TARGET), {}).get("x_stdlib")
     verdict = "n/a" if target is None else ("met" if target >= TARGET_X else "NOT met")
@@ -280,7 +299,8 @@ def render_markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any], co
         "# bench rpc: sequential XML-RPC add(3, 5)",
         "",
         f"{config['calls']} timed calls per client and round, one client at a time, median of {config['rounds']} "
-        f"round(s). Python {meta['python']}, {meta['cpu_count']} CPUs ({meta['cpu_model']}), {meta['date']}.",
+        f"round(s); CPUs: {_LAYOUT_TEXT[config['cpus']]}. Python {meta['python']}, {meta['cpu_count']} CPUs "
+        f"({meta['cpu_model']}), {meta['date']}.",
         "",
         "| client -> server | calls/s | x stdlib->stdlib | client CPU us/call |",
         "|---|---|---|---|",
@@ -304,7 +324,9 @@ def render_markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any], co
         "The `raw` rows are floors: `raw` sends the call's fixed bytes and reads until the end of the answer, "
         "parsing nothing; `canned` answers every call with fixed bytes, parsing nothing. `raw -> canned` is the "
         "round trip of two Python processes on this machine with no HTTP or XML work at all; `raw -> wirekit` "
-        "is the server's latency with a client that costs nothing.",
+        "is the server's latency with a client that costs nothing. The bare round trip depends on where the "
+        "two processes run: across two CPUs every call pays two cross-CPU wake-ups (costly in a virtual "
+        "machine); `--cpus same` runs both on one CPU.",
         "",
     ]
     errors = [f"- {k}: {e}" for k, entry in summary.items() for e in entry["errors"]]
@@ -350,23 +372,32 @@ def render_chart(summary: dict[str, dict[str, Any]], meta: dict[str, Any], confi
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.cpus)
         return 0
     if args.client:
-        print(json.dumps(client(args.client, args.url, args.calls, args.time_cap)))
+        print(json.dumps(client(args.client, args.url, args.calls, args.time_cap, args.cpus)))
         return 0
-    config = {"calls": args.calls, "rounds": args.rounds, "time_cap_s": args.time_cap, "quick": args.quick}
+    config = {
+        "calls": args.calls,
+        "rounds": args.rounds,
+        "time_cap_s": args.time_cap,
+        "quick": args.quick,
+        "cpus": args.cpus,
+    }
     meta = _machine.machine_info(("wirekit", "httptools", "uvloop", "matplotlib"))
     started = time.monotonic()
     rounds: dict[str, list[dict[str, Any]]] = {_key(p): [] for p in PAIRS}
-    print(f"bench rpc: {args.calls} calls x {len(PAIRS)} pairs x {args.rounds} round(s)", file=sys.stderr)
+    print(
+        f"bench rpc: {args.calls} calls x {len(PAIRS)} pairs x {args.rounds} round(s), CPUs {args.cpus}",
+        file=sys.stderr,
+    )
     for r in range(args.rounds):
         order = PAIRS[r % len(PAIRS) :] + PAIRS[: r % len(PAIRS)]
         for pair in order:
             client_kind, server_kind = pair
             try:
-                with running(server_kind) as url:
-                    res = run_client(client_kind, url, args.calls, args.time_cap)
+                with running(server_kind, args.cpus) as url:
+                    res = run_client(client_kind, url, args.calls, args.time_cap, args.cpus)
             except RuntimeError as exc:
                 res = {"error": str(exc)}
             rounds[_key(pair)].append(res)

@@ -24,6 +24,7 @@ import pytest
 import wirekit
 from wirekit.rpc import xmlrpc
 from wirekit.server import App
+from wirekit.server import Response as ServerResponse
 
 TIMEOUT = 10
 CAP = 64 * 1024  # the body cap of the hostile-input server
@@ -403,6 +404,53 @@ def test_async_server_proxy_caps_the_answer() -> None:
 
     with app.server(port=0) as server:
         assert asyncio.run(main(server.url + "/RPC2")) == "x" * 100_000
+
+
+def _answer_of(value: str) -> bytes:
+    return stdclient.dumps((value,), methodresponse=True).encode()
+
+
+@pytest.mark.parametrize("framing", ["length", "gzip", "chunked"])
+def test_answer_cap_on_every_framing(framing: str) -> None:
+    """The cap holds whether the answer declares its size, is gzip (counted as it is decoded) or chunked; an
+    answer under the cap is read whole, sync and async."""
+    app = App()
+
+    def answer(size: int) -> Any:
+        body = _answer_of("x" * size)
+        if framing == "gzip":
+            return ServerResponse(gzip.compress(body), headers={"Content-Encoding": "gzip"})
+        if framing == "chunked":
+            return ServerResponse(iter([body[:100], body[100:]]), media_type="text/xml")
+        return ServerResponse(body, media_type="text/xml")
+
+    @app.post("/small")
+    async def small(request: Any) -> Any:
+        return answer(5_000)
+
+    @app.post("/big")
+    async def big(request: Any) -> Any:
+        return answer(100_000)  # gzip: under 1 KB on the wire
+
+    async def async_calls(base: str) -> tuple[Any, str]:
+        async with xmlrpc.AsyncServerProxy(base + "/small", max_response_size=10_000, timeout=TIMEOUT) as p:
+            ok = await p.any()
+        async with xmlrpc.AsyncServerProxy(base + "/big", max_response_size=10_000, timeout=TIMEOUT) as p:
+            with pytest.raises(xmlrpc.ResponseError) as info:
+                await p.any()
+        return ok, str(info.value)
+
+    with app.server(port=0) as server:
+        with xmlrpc.ServerProxy(server.url + "/small", max_response_size=10_000, timeout=TIMEOUT) as p:
+            assert p.any() == "x" * 5_000
+        with (
+            xmlrpc.ServerProxy(server.url + "/big", max_response_size=10_000, timeout=TIMEOUT) as p,
+            pytest.raises(xmlrpc.ResponseError, match="larger than 10000 bytes"),
+        ):
+            p.any()
+        ok, message = asyncio.run(async_calls(server.url))
+        assert ok == "x" * 5_000
+        assert "larger than 10000 bytes" in message
 
 
 def test_none_refused_without_allow_none(wk_server: Any) -> None:

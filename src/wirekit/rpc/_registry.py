@@ -162,17 +162,25 @@ def _too_large(limit: int) -> Response:
 _ANSWER_CHUNK = 256 * 1024
 
 
-def _declared_over(response: Any, limit: int) -> bool:
-    length = response.headers.get("content-length")
-    return length is not None and length.isdigit() and int(length) > limit
+def _declared_size(response: Any, limit: int) -> int:
+    """-1: the answer declares more than ``limit`` bytes; 1: it declares at most that many, not encoded (so
+    it can be read whole); 0: it has to be counted as it is decoded."""
+    headers = response.headers
+    length = headers.get("content-length")
+    if length is None or not length.isdigit():
+        return 0
+    if int(length) > limit:
+        return -1
+    return 0 if "content-encoding" in headers else 1
 
 
 def read_answer(response: Any, limit: int) -> bytes | None:
     """A client's streamed ``response`` body, decoded, or None once it passes ``limit`` bytes (declared in
     Content-Length or as it is decoded: a gzip answer cannot blow up in memory). Closes the response."""
     with response:
-        if _declared_over(response, limit):
-            return None
+        declared = _declared_size(response, limit)
+        if declared:
+            return response.content if declared > 0 else None
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_content(_ANSWER_CHUNK):
@@ -186,8 +194,9 @@ def read_answer(response: Any, limit: int) -> bytes | None:
 async def aread_answer(response: Any, limit: int) -> bytes | None:
     """``read_answer`` for an ``AsyncResponse``."""
     async with response:
-        if _declared_over(response, limit):
-            return None
+        declared = _declared_size(response, limit)
+        if declared:
+            return await response.aread() if declared > 0 else None
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_content(_ANSWER_CHUNK):

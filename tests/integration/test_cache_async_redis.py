@@ -20,6 +20,15 @@ from typing import Any
 
 import pytest
 from tests.aio import run
+from tests.integration.test_cache_redis import (
+    CONCURRENT_KEY,
+    PREFIX,
+    WRITERS,
+    check_consistent,
+    concurrent_storage,
+    writer_body,
+    writer_entry,
+)
 from tests.servers import require_module
 from tests.servers.origin import Origin, Seen
 from tests.servers.redis import RedisEndpoint, run_redis
@@ -231,3 +240,126 @@ def test_a_redis_error_is_a_miss_on_the_native_path_too(origin: tuple[Origin, st
 
     run(main)
     assert o.count("/x") == 2
+
+
+# -- many tasks storing one key at once ----------------------------------------------------------------------
+# The async twin of test_cache_redis.py's threads: each task stores an equally good copy of the same response,
+# none is an error, and the cache ends consistent.
+
+
+@pytest.mark.parametrize("variants", [1, 5])
+def test_many_tasks_storing_one_key_at_once_are_no_errors(redis_url: str, variants: int) -> None:
+    storage = concurrent_storage(redis_url)
+    native = storage.async_storage()
+    assert isinstance(native, redis_storage.AsyncRedisStorage)
+
+    async def main() -> None:
+        barrier = asyncio.Barrier(WRITERS)
+
+        async def store(i: int) -> None:
+            w = await native.writer(writer_entry(i, variants))
+            body = writer_body(i)
+            await w.write(body[: len(body) // 2])
+            await w.write(body[len(body) // 2 :])
+            async with asyncio.timeout(TIMEOUT):
+                await barrier.wait()  # every body written: the commits collide
+            await w.commit()
+
+        try:
+            await asyncio.gather(*(store(i) for i in range(WRITERS)))
+            for e in await native.get(CONCURRENT_KEY):
+                assert await native.read_body(e) == writer_body(int(e.headers["X-Writer"]))
+        finally:
+            await native.aclose()
+
+    client = require_module("redis").Redis.from_url(redis_url, socket_timeout=TIMEOUT)
+    try:
+        run(main)
+        assert (storage.store_errors, storage.corrupt) == (0, 0)
+        check_consistent(client, storage, storage.get(CONCURRENT_KEY))
+        assert storage.corrupt == 0
+    finally:
+        client.close()
+        storage.close()
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_many_tasks_updating_and_storing_one_key_at_once_are_no_errors(redis_url: str, mixed: bool) -> None:
+    """Revalidations (``update``) racing new stores of the same variants, on the event loop."""
+    storage = concurrent_storage(redis_url)
+    native = storage.async_storage()
+    assert isinstance(native, redis_storage.AsyncRedisStorage)
+    for i in (0, 1):
+        storage.put(writer_entry(i, 2), writer_body(i))
+    stored = {e.variant: e for e in storage.get(CONCURRENT_KEY)}
+
+    async def main() -> None:
+        barrier = asyncio.Barrier(WRITERS)
+
+        async def work(i: int) -> None:
+            if i % 3 or not mixed:
+                entry = writer_entry(i % 2, 2)
+                entry.headers["X-Updated-By"] = str(i)
+                entry.response_time = stored[entry.variant].response_time
+                async with asyncio.timeout(TIMEOUT):
+                    await barrier.wait()
+                await native.update(entry)
+            else:
+                w = await native.writer(writer_entry(i, 2))
+                await w.write(writer_body(i))
+                async with asyncio.timeout(TIMEOUT):
+                    await barrier.wait()
+                await w.commit()
+
+        try:
+            await asyncio.gather(*(work(i) for i in range(WRITERS)))
+        finally:
+            await native.aclose()
+
+    client = require_module("redis").Redis.from_url(redis_url, socket_timeout=TIMEOUT)
+    try:
+        run(main)
+        assert (storage.store_errors, storage.corrupt) == (0, 0)
+        entries = storage.get(CONCURRENT_KEY)
+        for e in entries:
+            assert storage.read_body(e) == writer_body(int(e.headers["X-Writer"]))
+        check_consistent(client, storage, entries)
+        if not mixed:  # concurrent updates of the same response build on each other: one stands
+            assert all("X-Updated-By" in e.headers for e in entries)
+    finally:
+        client.close()
+        storage.close()
+
+
+def test_many_tasks_of_an_async_session_storing_one_url_at_once(redis_url: str, origin: tuple[Origin, str]) -> None:
+
+    o, url = origin
+    bodies = {"/same-small": b"s" * 5000, "/same-large": os.urandom(400 << 10)}  # inline / a blob (256 KiB)
+    for path, body in bodies.items():
+        o.script(path, headers={"Cache-Control": "max-age=60", "ETag": '"same"'}, body=body)
+
+    async def main() -> tuple[Any, list[str]]:
+        async with session(redis_url) as s:
+            assert cache_of(s)._native is not None
+            for path, body in bodies.items():
+                got = await asyncio.gather(*(s.get(url + path) for _ in range(WRITERS)))
+                assert [r.content for r in got] == [body] * WRITERS
+            for path, body in bodies.items():
+                again = await s.get(url + path)
+                assert (again.content == body, again.cache_status) == (True, "hit")
+            storage: Any = cache_of(s).storage
+            names = [storage._hash_key(cache_of(s).policy.key("GET", url + p)) for p in bodies]
+            return await cache_of(s).stats(), names
+
+    stats, names = run(main)
+    # No store is an error, and a hit racing a replacing store is not counted corrupt (EntryGone).
+    assert (stats.store_errors, stats.corrupt) == (0, 0)
+    assert stats.stores >= 2
+    client = require_module("redis").Redis.from_url(redis_url, socket_timeout=TIMEOUT)
+    try:
+        assert sorted(client.scan_iter(match=PREFIX + b"e:*")) == sorted(n.encode() for n in names)
+        [blob] = client.scan_iter(match=PREFIX + b"b:*")  # the large body's; no other left behind
+        for k in [*names, blob]:
+            assert client.pttl(k) > 0
+    finally:
+        client.close()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.servers.origin import Origin, Seen
@@ -427,3 +428,54 @@ def _http_date(when: float) -> str:
     from email.utils import formatdate
 
     return formatdate(when, usegmt=True)
+
+
+# -- an entry replaced between its lookup and the read of its body ---------------------------------------
+def _racing_storage(kind: str, tmp_path: Path) -> Any:
+    """A real storage of ``kind`` whose next body read first lets "another writer" store a newer copy of
+    the entry being read (what another process or thread can do at that moment)."""
+    from dataclasses import replace
+
+    from wirekit.cache import FilesystemStorage, SQLiteStorage
+
+    base: Any = SQLiteStorage if kind == "sqlite" else FilesystemStorage
+
+    class Racing(base):  # type: ignore[misc,valid-type]
+        raced = 0
+
+        def read_body(self, entry: Any) -> bytes:
+            self.replace_once(entry)
+            return super().read_body(entry)  # type: ignore[no-any-return]
+
+        def open_body(self, entry: Any) -> Iterator[bytes]:
+            self.replace_once(entry)
+            return super().open_body(entry)  # type: ignore[no-any-return]
+
+        def replace_once(self, entry: Any) -> None:
+            if not self.raced:
+                self.raced += 1
+                self.put(replace(entry, response_time=entry.response_time + 1, body=None), b"n" * len(BIG))
+
+    return Racing(tmp_path / ("cache.db" if kind == "sqlite" else "cache-dir"))
+
+
+BIG = b"b" * (1 << 20)  # not attached to the entry by get(): read by read_body/open_body
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "filesystem"])  # (memory hands out the body with the entry)
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_entry_replaced_while_read_is_fetched_again_not_counted_corrupt(
+    kind: str, stream: bool, origin: tuple[Origin, str], tmp_path: Path
+) -> None:
+    o, url = origin
+    o.script("/big", headers={"Cache-Control": "max-age=60"}, body=BIG)
+    storage = _racing_storage(kind, tmp_path)
+    with wirekit.Session(cache=storage, timeout=TIMEOUT) as s:
+        s.trust_env = False
+        assert s.get(url + "/big").content == BIG  # a miss, stored
+        again = s.get(url + "/big", stream=stream)
+        assert (again.content, again.cache_status) == (BIG, "miss")  # the entry was gone: fetched again
+        assert storage.raced == 1
+        assert o.count("/big") == 2
+        assert s.cache is not None
+        assert s.cache.stats().corrupt == 0

@@ -326,3 +326,183 @@ def test_two_processes_share_one_redis_cache(
         "stores": 0,
     }
     assert o.count("/shared") == 1  # the second process never asked the origin
+
+
+# -- many writers of one key at once ------------------------------------------------------------------------
+# Every writer stores an equally good copy of the same response: none of them is an error, and the cache ends
+# consistent (the expected variants, each readable whole, and no blob that no variant names).
+
+WRITERS = 50
+SMALL = 1000  # inline in the record
+INLINE_LIMIT = 8 << 10
+CHUNK = 16 << 10
+LARGE = 2 * CHUNK + 1234  # an external blob of three chunks
+CONCURRENT_KEY = "GET http://127.0.0.1/concurrent"
+
+
+def writer_body(i: int) -> bytes:
+    """Writer ``i``'s body: small for even writers, large (a blob) for odd ones, and told apart by content."""
+    size = LARGE if i % 2 else SMALL
+    return (f"writer {i:03d};".encode() * (size // 11 + 1))[:size]
+
+
+def writer_entry(i: int, variants: int, key: str = CONCURRENT_KEY) -> Any:
+    """The entry writer ``i`` stores: ``variants`` variants of ``key`` (Vary: Accept-Language), spread evenly."""
+    from wirekit.cache import CachedResponse
+    from wirekit.protocol import Headers
+
+    now = time.time()
+    lang = f"l{i % variants}"
+    return CachedResponse(
+        key,
+        "" if variants == 1 else f"accept-language={lang}",
+        "GET",
+        "http://127.0.0.1/concurrent",
+        200,
+        "OK",
+        Headers({"Cache-Control": "max-age=60", "ETag": f'"w{i}"', "X-Writer": str(i)}),
+        now,
+        now,
+        {} if variants == 1 else {"accept-language": lang},
+        expires=now + 60,
+    )
+
+
+def concurrent_storage(url: str) -> Any:
+    from wirekit.cache._redis import RedisStorage
+
+    return RedisStorage.from_url(url, inline_limit=INLINE_LIMIT, chunk_size=CHUNK)
+
+
+def check_consistent(client: Any, storage: Any, entries: list[Any], key: str = CONCURRENT_KEY) -> None:
+    """``entries`` (what ``get`` answered) are the expected variants of ``key``, each with the whole body of
+    the writer its metadata names, and Redis holds exactly one hash and the blobs its fields name, all with a
+    TTL."""
+    from wirekit.cache._codec import unpack_record
+
+    variants = {writer_entry(i, len({e.variant for e in entries}), key).variant for i in range(WRITERS)}
+    assert sorted(e.variant for e in entries) == sorted(variants)
+    name = storage._hash_key(key)
+    assert [k.decode() for k in entry_keys(client)] == [name]
+    fields = client.hgetall(name)
+    assert len(fields) == len(variants)
+    named = set()
+    for value in fields.values():
+        record = unpack_record(value)
+        if record.external:
+            named.add(PREFIX + b"b:" + record.inline)
+    assert set(blob_keys(client)) == named  # no blob left behind that nothing names
+    for k in [*entry_keys(client), *blob_keys(client)]:
+        assert client.pttl(k) > 0
+    for blob in named:
+        assert client.hlen(blob) == math.ceil(LARGE / CHUNK)
+
+
+@pytest.mark.parametrize("variants", [1, 5])
+def test_many_threads_storing_one_key_at_once_are_no_errors(
+    redis_server: RedisEndpoint, redis_client: Any, variants: int
+) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    storage = concurrent_storage(redis_server.url)
+    barrier = threading.Barrier(WRITERS, timeout=TIMEOUT)
+
+    def store(i: int) -> None:
+        w = storage.writer(writer_entry(i, variants))
+        body = writer_body(i)
+        w.write(body[: len(body) // 2])
+        w.write(body[len(body) // 2 :])
+        barrier.wait()  # every body written: the commits collide
+        w.commit()
+
+    try:
+        with ThreadPoolExecutor(WRITERS) as pool:
+            for future in [pool.submit(store, i) for i in range(WRITERS)]:
+                future.result(timeout=30)
+        assert (storage.store_errors, storage.corrupt) == (0, 0)
+        entries = storage.get(CONCURRENT_KEY)
+        for e in entries:
+            assert storage.read_body(e) == writer_body(int(e.headers["X-Writer"]))
+            assert e.body_length == len(writer_body(int(e.headers["X-Writer"])))
+        check_consistent(redis_client, storage, entries)
+        assert storage.corrupt == 0
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_many_threads_updating_and_storing_one_key_at_once_are_no_errors(
+    redis_server: RedisEndpoint, redis_client: Any, mixed: bool
+) -> None:
+    """Revalidations (``update``: new headers, same body) racing new stores of the same variant."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    storage = concurrent_storage(redis_server.url)
+    for i in (0, 1):
+        storage.put(writer_entry(i, 2), writer_body(i))
+    stored = {e.variant: e for e in storage.get(CONCURRENT_KEY)}
+    barrier = threading.Barrier(WRITERS, timeout=TIMEOUT)
+
+    def work(i: int) -> None:
+        if i % 3 or not mixed:  # a 304 refreshed the stored entry: new headers and times, the stored body
+            entry = writer_entry(i % 2, 2)
+            entry.headers["X-Updated-By"] = str(i)
+            entry.response_time = stored[entry.variant].response_time
+            barrier.wait()
+            storage.update(entry)
+        else:
+            w = storage.writer(writer_entry(i, 2))
+            w.write(writer_body(i))
+            barrier.wait()
+            w.commit()
+
+    try:
+        with ThreadPoolExecutor(WRITERS) as pool:
+            for future in [pool.submit(work, i) for i in range(WRITERS)]:
+                future.result(timeout=30)
+        assert (storage.store_errors, storage.corrupt) == (0, 0)
+        entries = storage.get(CONCURRENT_KEY)
+        for e in entries:
+            assert storage.read_body(e) == writer_body(int(e.headers["X-Writer"]))
+        check_consistent(redis_client, storage, entries)
+        if not mixed:  # concurrent updates of the same response build on each other: one stands
+            assert all("X-Updated-By" in e.headers for e in entries)
+        assert storage.corrupt == 0
+    finally:
+        storage.close()
+
+
+def test_many_threads_of_a_session_storing_one_url_at_once(
+    session: wirekit.Session, origin: tuple[Origin, str], redis_client: Any
+) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    o, url = origin
+    bodies = {"/same-small": b"s" * 5000, "/same-large": os.urandom(400 << 10)}  # inline / a blob (256 KiB)
+    for path, body in bodies.items():
+        o.script(path, headers={"Cache-Control": "max-age=60", "ETag": '"same"'}, body=body)
+    for path, body in bodies.items():
+        barrier = threading.Barrier(WRITERS, timeout=TIMEOUT)
+
+        def fetch(path: str = path, barrier: threading.Barrier = barrier) -> bytes:
+            barrier.wait()
+            return session.get(url + path).content
+
+        with ThreadPoolExecutor(WRITERS) as pool:
+            assert [f.result(timeout=30) for f in [pool.submit(fetch) for _ in range(WRITERS)]] == [body] * WRITERS
+    stats = cache_of(session).stats()
+    # No store is an error, and a hit whose entry a concurrent store replaced before its body was read fetches
+    # again without counting the entry corrupt (EntryGone).
+    assert (stats.store_errors, stats.corrupt) == (0, 0)
+    assert stats.stores >= 2
+    for path, body in bodies.items():
+        again = session.get(url + path)
+        assert (again.content == body, again.cache_status) == (True, "hit")
+    names = {hash_key_of(session, url + p).encode() for p in bodies}
+    assert set(entry_keys(redis_client)) == names
+    [blob] = blob_keys(redis_client)  # the large body's, named by its variant; no other left behind
+    for k in [*names, blob]:
+        assert redis_client.pttl(k) > 0

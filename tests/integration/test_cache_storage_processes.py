@@ -22,7 +22,7 @@ from tests.servers import require_module
 from tests.servers.redis import RedisEndpoint, run_redis
 
 from wirekit.cache._filesystem import FilesystemStorage
-from wirekit.cache._model import CachedResponse, CorruptEntry, Storage
+from wirekit.cache._model import CachedResponse, CorruptEntry, EntryGone, Storage
 from wirekit.cache._sqlite import SQLiteStorage
 from wirekit.protocol import Headers
 
@@ -396,10 +396,14 @@ def test_redis_large_bodies_are_chunked_and_replaced_atomically(redis_storage: A
     assert 0 < redis_client.pttl(blob) <= 600 * 1000
     check_whole(redis_storage, entry, stream=True)
     check_whole(redis_storage, entry, stream=False)
+    reading = redis_storage.open_body(entry)
+    next(reading)  # a reader half way when a new copy lands
     redis_storage.put(entry_for(key, "", 2, 2 * MB), body_chunks(key, 2, 2 * MB))
     [new_blob] = _blob_keys(redis_storage)
     assert new_blob != blob  # the old body went with the entry it belonged to
-    with pytest.raises(CorruptEntry):
+    with pytest.raises(EntryGone):  # replaced, not damaged: the reader is told so (not counted corrupt)
+        b"".join(reading)
+    with pytest.raises(EntryGone):
         redis_storage.read_body(entry)
     [again] = redis_storage.get(key)
     check_whole(redis_storage, again, stream=True)
@@ -419,8 +423,9 @@ def test_redis_lost_blob_and_garbage_fields_are_dropped(redis_storage: Any, redi
     [entry] = redis_storage.get(key)
     [blob] = _blob_keys(redis_storage)
     redis_client.hdel(blob, "1")  # as if evicted under memory pressure
-    with pytest.raises(CorruptEntry):
+    with pytest.raises(CorruptEntry) as info:
         b"".join(redis_storage.open_body(entry))
+    assert not isinstance(info.value, EntryGone)  # damage, counted as such
     assert redis_storage.get(key) == []
     name = redis_storage._hash_key("GET /junk")
     redis_storage.put(entry_for("GET /junk", "good", 1, 10), b"g" * 10)

@@ -31,7 +31,7 @@ from wirekit.cache._codec import (
 )
 from wirekit.cache._filesystem import FilesystemStorage
 from wirekit.cache._memory import MemoryStorage
-from wirekit.cache._model import CachedResponse, CorruptEntry, Storage
+from wirekit.cache._model import CachedResponse, CorruptEntry, EntryGone, Storage
 from wirekit.cache._open import default_cache_path, open_storage
 from wirekit.cache._sqlite import SQLiteStorage
 from wirekit.protocol import Headers
@@ -551,7 +551,7 @@ def test_large_body_read_whole_and_replaced(storage: Storage, tmp_path: Path) ->
     [again] = storage.get(entry.key)
     assert again.body_length == 2 * MB
     assert digest_of(storage.open_body(again)) == digest_of(chunks_of(2 * MB, 1000))
-    with pytest.raises(CorruptEntry):  # the old entry's body is gone with it
+    with pytest.raises(EntryGone):  # the old entry's body is gone with it (replaced, not damaged)
         storage.read_body(got)
     if isinstance(storage, FilesystemStorage):
         assert len(list(Path(storage.directory).rglob("*.blob"))) == 1
@@ -786,7 +786,7 @@ def test_fs_reader_of_a_replaced_blob_is_told_and_the_new_entry_kept(fs: Filesys
     fs.put(make_entry("big", response_time=1000.0), chunks_of(2 * MB))
     [old] = fs.get("big")
     fs.put(make_entry("big", response_time=2000.0), chunks_of(2 * MB, 999))
-    with pytest.raises(CorruptEntry):
+    with pytest.raises(EntryGone):
         fs.open_body(old)
     [new] = fs.get("big")
     assert new.response_time == 2000.0

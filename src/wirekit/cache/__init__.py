@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from wirekit.cache._async import AsyncCacheTransport
 from wirekit.cache._core import CacheCore
-from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, Storage
+from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, EntryGone, Storage
 from wirekit.cache._open import default_cache_path, open_storage
 from wirekit.cache._policy import Action, CacheControl, Lookup, Policy
 from wirekit.cache._transport import CacheTransport
@@ -63,6 +63,7 @@ __all__ = [
     "CacheTransport",
     "CachedResponse",
     "CorruptEntry",
+    "EntryGone",
     "FilesystemStorage",
     "Lookup",
     "MemoryStorage",

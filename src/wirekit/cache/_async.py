@@ -330,8 +330,8 @@ class AsyncCacheTransport:
                     stored = _AsyncNativeBody(await self._native.open_body(entry))
                 else:
                     stored = _AsyncStoredBody(await self._offload(self.storage.open_body, entry), self._offload)
-            except CorruptEntry:
-                self.core.count("corrupt")
+            except CorruptEntry as exc:
+                self.core.lost(exc)
                 return None
         else:  # the raw body, decoded as it is read
             stored = _AsyncStoredBody(iter((body,)), None)

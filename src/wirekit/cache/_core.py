@@ -34,7 +34,7 @@ import time
 from collections.abc import Generator
 from typing import Any, TypeVar, cast
 
-from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, Storage
+from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, EntryGone, Storage
 from wirekit.cache._policy import Action, Lookup, Policy
 from wirekit.client._models import BodySource, PreparedRequest, RawResponse, Response
 from wirekit.exceptions import ConnectionError, Timeout
@@ -132,6 +132,14 @@ class CacheCore:
         with self._lock:
             setattr(self.counts, field, getattr(self.counts, field) + 1)
 
+    def lost(self, exc: CorruptEntry) -> str:
+        """An entry that could not be read: counted ``corrupt`` unless a concurrent writer only replaced or
+        removed it (``EntryGone``). Answers the ``detail`` of the fetch that follows."""
+        if isinstance(exc, EntryGone):
+            return "gone"
+        self.count("corrupt")
+        return "corrupt"
+
     def stats(self, storage: Storage) -> CacheStats:
         """Storage step: what was served and stored, and what ``storage`` holds (``session.cache.stats()``)."""
         return run_steps(storage, self.stats_steps())
@@ -174,8 +182,8 @@ class CacheCore:
         directly: it is every cache hit's path, and driving a generator costs a microsecond of the 13."""
         try:
             entries = storage.get(key)
-        except CorruptEntry:
-            self.count("corrupt")
+        except CorruptEntry as exc:
+            self.lost(exc)
             entries = []
         now = time.time()
         lookup, fetch = self._judged(request, entries, now)
@@ -186,9 +194,8 @@ class CacheCore:
         if body is None and not (stream and entry.body_length > STREAM_FROM_STORAGE):
             try:
                 body = storage.read_body(entry)
-            except CorruptEntry:
-                self.count("corrupt")
-                return Lookup(Action.FETCH, detail="corrupt"), None, "miss"
+            except CorruptEntry as exc:
+                return Lookup(Action.FETCH, detail=self.lost(exc)), None, "miss"
         if lookup.action is _FRESH:
             storage.touch(entry, now)
         return self._hit(lookup, entry, body)
@@ -197,8 +204,8 @@ class CacheCore:
         """``find`` as storage steps (the same decisions: ``_judged`` and ``_hit``)."""
         try:
             entries: list[CachedResponse] = yield ("get", (key,))
-        except CorruptEntry:
-            self.count("corrupt")
+        except CorruptEntry as exc:
+            self.lost(exc)
             entries = []
         now = time.time()
         lookup, fetch = self._judged(request, entries, now)
@@ -209,9 +216,8 @@ class CacheCore:
         if body is None and not (stream and entry.body_length > STREAM_FROM_STORAGE):
             try:
                 body = yield ("read_body", (entry,))
-            except CorruptEntry:
-                self.count("corrupt")
-                return Lookup(Action.FETCH, detail="corrupt"), None, "miss"
+            except CorruptEntry as exc:
+                return Lookup(Action.FETCH, detail=self.lost(exc)), None, "miss"
         if lookup.action is _FRESH:
             yield ("touch", (entry, now))
         return self._hit(lookup, entry, body)
@@ -368,8 +374,8 @@ class CacheCore:
         fresh = self.policy.lookup(request.method or "GET", request.url or "", request.headers, [updated], now)
         try:
             body = yield from self._body_steps(updated, stream)
-        except CorruptEntry:
-            self.count("corrupt")
+        except CorruptEntry as exc:
+            self.lost(exc)
             return None
         return updated, fresh.age, body, "revalidated", REVALIDATED
 
@@ -386,8 +392,8 @@ class CacheCore:
             return None
         try:
             body = yield from self._body_steps(entry, stream)
-        except CorruptEntry:
-            self.count("corrupt")
+        except CorruptEntry as exc:
+            self.lost(exc)
             return None
         age = policy.age(entry, now)
         ttl = policy.freshness_lifetime(entry) - age

@@ -57,7 +57,7 @@ from wirekit.cache._codec import (
     pack_record,
     unpack_record,
 )
-from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, Storage
+from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, EntryGone, Storage
 
 __all__ = ["FilesystemStorage"]
 
@@ -295,7 +295,7 @@ class FilesystemStorage(Storage):
         path = self._key_path(entry.key)
         data = self._read_file(path)
         if data is None:
-            raise CorruptEntry("entry no longer stored")
+            raise EntryGone("entry no longer stored")
         variants, bad = self._parse(data, entry.key)
         if bad:
             self._drop_bad(path, data, variants, max(bad, 1))
@@ -304,7 +304,7 @@ class FilesystemStorage(Storage):
                 if v.entry.response_time != entry.response_time or v.entry.body_length != entry.body_length:
                     break
                 return path, v
-        raise CorruptEntry("entry no longer stored")
+        raise EntryGone("entry no longer stored")
 
     def open_body(self, entry: CachedResponse) -> Iterator[bytes]:
         if entry.body is not None:

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 
-from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, Storage
+from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, EntryGone, Storage
 from wirekit.protocol import Headers
 
 __all__ = ["MemoryStorage"]
@@ -82,7 +82,7 @@ class MemoryStorage(Storage):
             variants = self._data.get(entry.key)
             stored = variants.get(entry.variant) if variants is not None else None
         if stored is None or stored.entry.response_time != entry.response_time:
-            raise CorruptEntry("entry no longer stored")
+            raise EntryGone("entry no longer stored")
         return stored.body
 
     def open_body(self, entry: CachedResponse) -> Iterator[bytes]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from wirekit.protocol import Headers
 
-__all__ = ["BodyWriter", "CacheStats", "CachedResponse", "CorruptEntry", "Storage"]
+__all__ = ["BodyWriter", "CacheStats", "CachedResponse", "CorruptEntry", "EntryGone", "Storage"]
 
 
 class CorruptEntry(Exception):
@@ -26,6 +26,11 @@ class CorruptEntry(Exception):
     Storages raise it from ``get``/``read_body``/``open_body`` after dropping the entry; the transport
     then fetches from the origin as on a miss. It never reaches users.
     """
+
+
+class EntryGone(CorruptEntry):
+    """The entry was replaced or removed between its lookup and the read of its body (a concurrent writer,
+    ``delete`` or expiry): nothing is damaged, and the transport fetches again without counting it corrupt."""
 
 
 @dataclass(slots=True, eq=False)

@@ -10,16 +10,27 @@ Keys (``prefix`` defaults to ``wirekit:cache:``; ``clear()`` deletes only keys u
 
 A hit is one ``HGETALL``: every variant of the key with its small body, in one round trip. A large body is
 written chunk by chunk (one pipelined ``HSET`` + ``PEXPIRE`` per chunk, so it never sits in memory and no
-value nears Redis's 512 MB limit) under a fresh token with a one-hour TTL, then published by one
-``MULTI``/``EXEC`` that sets the variant's field and the blob's real TTL and unlinks the blob it replaces
-(under ``WATCH``, retried on a race). A writer that dies leaves a blob nothing names, which expires.
+value nears Redis's 512 MB limit) under a fresh token with a one-hour TTL, then published.
+
+Writes that read and then change a hash run as small Lua scripts (``EVALSHA``, ``EVAL`` when the server has
+not seen the script yet), which Redis runs atomically, so concurrent writers never conflict and never retry:
+
+* publish (``_PUBLISH``): set the variant's field, raise the hash's TTL to the entry's if longer, set the
+  blob's real TTL, and answer the value it replaced when that names a blob (the flags bit of the record). The
+  writer then unlinks that blob (checked with the record's CRC first): the field no longer names it, and
+  each replaced value is answered to exactly one writer. A writer that dies in between, or while writing,
+  leaves a blob nothing names, which expires by its own TTL. Many writers of one variant: the last wins.
+* update (``_UPDATE``, after a 304): replace the field only if it still holds the value the new metadata
+  was built from (compared by SHA-1), re-read and rebuilt a few times if a concurrent write changed it; when
+  concurrent writers keep changing it, their writes stand (the update is superseded, not an error).
+* drop (``_DROP``, a corrupt or dangling field): delete the field and its blob only if it still holds the
+  value found bad.
 
 Each operation is written once, as a generator of *ops* (``_Ops``): it yields the Redis commands to run
-(``("call", name, args, kwargs)``, a ``("pipe", commands)`` without transaction, ``("watch", keys)`` then
-``("exec", commands)`` for an optimistic MULTI/EXEC) and receives their replies; a Redis error is thrown
-into it at its ``yield``. ``_run`` drives it on the sync ``redis.Redis``; ``AsyncRedisStorage`` drives the
-same generators on a ``redis.asyncio.Redis`` (``_arun``), so the key layout, the encoding, the chunked
-blobs, the TTLs and the WATCH retries exist once.
+(``("call", name, args, kwargs)``, a ``("pipe", commands)`` without transaction) and receives their
+replies; a Redis error is thrown into it at its ``yield``. ``_run`` drives it on the sync ``redis.Redis``;
+``AsyncRedisStorage`` drives the same generators on a ``redis.asyncio.Redis`` (``_arun``), so the key
+layout, the encoding, the chunked blobs, the TTLs and the scripts exist once.
 
 ``AsyncCacheTransport`` asks a storage for ``async_storage()``: a ``RedisStorage`` made from a URL
 (``cache="redis://..."``) answers an ``AsyncRedisStorage`` with its own ``redis.asyncio`` client, created
@@ -37,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import math
 import secrets
 import time
@@ -45,7 +55,7 @@ from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from wirekit.cache._codec import RECORD_EXTERNAL, Record, decode_meta, encode_meta, pack_record, unpack_record
-from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, Storage
+from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, EntryGone, Storage
 
 if TYPE_CHECKING:
     import redis
@@ -57,15 +67,60 @@ DEFAULT_TTL = 30 * 86400  # seconds, for entries without ``expires``
 INLINE_LIMIT = 256 << 10
 CHUNK_SIZE = 1 << 20
 PENDING_TTL_MS = 3600 * 1000  # a blob being written expires unless its commit comes first
-_WATCH_RETRIES = 5
+_UPDATE_RETRIES = 5  # an update rebuilt on a concurrent change of its field, then given up as superseded
 SOCKET_TIMEOUT = 2.0  # seconds, for the clients made from a URL
 
 T = TypeVar("T")
 # An op: ("call", name, args, kwargs) -> the reply; ("pipe", [(name, args), ...]) -> the replies (no
-# transaction); ("watch", keys) -> None (later calls go to the watching connection); ("exec", [(name, args),
-# ...]) -> MULTI, the commands, EXEC (a WatchError is thrown in when a watched key changed).
+# transaction).
 Op = tuple[Any, ...]
 _Ops = Generator[Op, Any, T]
+
+# The Lua scripts: KEYS[1] is the variants' hash, KEYS[2] (when given) a blob; TTLs are passed as the
+# decimal strings Python made (a Lua number may print in exponent form, which PEXPIRE refuses).
+
+# ARGV: field, value, ttl ms. Sets the field; the hash lives as long as its longest-lived variant; the blob
+# (the new value's) gets the entry's TTL. Answers the replaced value when it names a blob (flags bit 0, byte
+# 21 of the record: "<IIIQI" little-endian), else nil.
+_PUBLISH = """
+local current = redis.call('PTTL', KEYS[1])
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if tonumber(ARGV[3]) > current then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+if KEYS[2] then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+if old and #old >= 24 and string.byte(old, 21) % 2 == 1 then return old end
+return false
+"""
+
+# ARGV: field, SHA-1 (hex) of the value expected there, new value, ttl ms (0: keep the TTLs). Answers 1 when
+# it replaced the field, 0 when the field holds something else (or nothing).
+_UPDATE = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old or redis.sha1hex(old) ~= ARGV[2] then return 0 end
+local current = redis.call('PTTL', KEYS[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  if ttl > current then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+  if KEYS[2] then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+end
+return 1
+"""
+
+# ARGV: field, SHA-1 (hex) of the value expected there. Deletes the field (and unlinks the blob it names)
+# if it still holds that value; answers 1 if it did.
+_DROP = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old or redis.sha1hex(old) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if KEYS[2] then redis.call('UNLINK', KEYS[2]) end
+return 1
+"""
+
+_SHA = {
+    script: hashlib.sha1(script.encode("ascii"), usedforsecurity=False).hexdigest()
+    for script in (_PUBLISH, _UPDATE, _DROP)
+}
 
 
 def _call(name: str, *args: Any, **kwargs: Any) -> Op:
@@ -74,7 +129,6 @@ def _call(name: str, *args: Any, **kwargs: Any) -> Op:
 
 def _run(client: Any, ops: _Ops[T]) -> T:
     """Drive ``ops`` on the sync ``client``: run each op it yields, send the reply back (or throw the error)."""
-    pipe: Any = None
     send: Any = ops.send
     value: Any = None
     try:
@@ -86,38 +140,22 @@ def _run(client: Any, ops: _Ops[T]) -> T:
             try:
                 kind = op[0]
                 if kind == "call":
-                    value = getattr(pipe if pipe is not None else client, op[1])(*op[2], **op[3])
-                elif kind == "pipe":
+                    value = getattr(client, op[1])(*op[2], **op[3])
+                else:  # pipe
                     with client.pipeline(transaction=False) as batch:
                         for name, args in op[1]:
                             getattr(batch, name)(*args)
                         value = batch.execute()
-                elif kind == "watch":
-                    if pipe is None:
-                        pipe = client.pipeline(transaction=True)
-                    value = pipe.watch(*op[1])
-                else:  # exec
-                    transaction, pipe = pipe, None
-                    try:
-                        transaction.multi()
-                        for name, args in op[1]:
-                            getattr(transaction, name)(*args)
-                        value = transaction.execute()
-                    finally:
-                        transaction.reset()
                 send = ops.send
             except Exception as exc:
                 value = exc
                 send = ops.throw
     finally:
         ops.close()
-        if pipe is not None:
-            pipe.reset()
 
 
 async def _arun(client: Any, ops: _Ops[T]) -> T:
     """``_run`` on a ``redis.asyncio`` client: the same ops, awaited."""
-    pipe: Any = None
     send: Any = ops.send
     value: Any = None
     try:
@@ -129,35 +167,18 @@ async def _arun(client: Any, ops: _Ops[T]) -> T:
             try:
                 kind = op[0]
                 if kind == "call":
-                    value = await getattr(pipe if pipe is not None else client, op[1])(*op[2], **op[3])
-                elif kind == "pipe":
+                    value = await getattr(client, op[1])(*op[2], **op[3])
+                else:  # pipe
                     async with client.pipeline(transaction=False) as batch:
                         for name, args in op[1]:
                             getattr(batch, name)(*args)
                         value = await batch.execute()
-                elif kind == "watch":
-                    if pipe is None:
-                        pipe = client.pipeline(transaction=True)
-                    value = await pipe.watch(*op[1])
-                else:  # exec
-                    transaction, pipe = pipe, None
-                    try:
-                        transaction.multi()
-                        for name, args in op[1]:
-                            queued = getattr(transaction, name)(*args)
-                            if inspect.isawaitable(queued):  # pragma: no cover - queued commands return the pipeline
-                                await queued
-                        value = await transaction.execute()
-                    finally:
-                        await transaction.reset()
                 send = ops.send
             except Exception as exc:
                 value = exc
                 send = ops.throw
     finally:
         ops.close()
-        if pipe is not None:
-            await pipe.reset()
 
 
 def _import_redis() -> Any:
@@ -183,7 +204,7 @@ class RedisStorage(Storage):
     ) -> None:
         module = _import_redis()
         self._errors: tuple[type[BaseException], ...] = (module.RedisError,)
-        self._watch_error: type[BaseException] = module.WatchError
+        self._no_script: type[BaseException] = module.exceptions.NoScriptError
         if client is None:
             from redis.backoff import NoBackoff
             from redis.retry import Retry
@@ -273,25 +294,23 @@ class RedisStorage(Storage):
             found.sort(key=lambda e: e.response_time, reverse=True)
         return found
 
-    def _drop_field_ops(self, name: str, field: bytes, value: bytes) -> _Ops[None]:
-        """HDEL ``field`` if it still holds ``value`` (and unlink the blob it names)."""
-        blob = None
+    def _script_ops(self, script: str, keys: tuple[str, ...], *args: Any) -> _Ops[Any]:
+        """Run one of the Lua scripts: by its SHA-1, loaded with EVAL the first time a server lacks it."""
         try:
-            record = unpack_record(value)
-            if record.external and _valid_token(record.inline):
-                blob = self._blob_key(record.inline)
-        except CorruptEntry:
-            pass
+            return (yield _call("evalsha", _SHA[script], len(keys), *keys, *args))
+        except self._no_script:
+            return (yield _call("eval", script, len(keys), *keys, *args))
+
+    def _drop_field_ops(self, name: str, field: bytes, value: bytes) -> _Ops[bool]:
+        """HDEL ``field`` if it still holds ``value`` (and unlink the blob it names). False when it holds
+        something else: a concurrent writer replaced or removed it (True too when Redis could not say)."""
+        blob = self._blob_of(value)
+        keys = (name,) if blob is None else (name, blob)
         try:
-            yield ("watch", (name,))
-            if (yield _call("hget", name, field)) != value:
-                return
-            commands: list[tuple[str, tuple[Any, ...]]] = [("hdel", (name, field))]
-            if blob is not None:
-                commands.append(("unlink", (blob,)))
-            yield ("exec", commands)
-        except (*self._errors, self._watch_error):
-            pass
+            sha = hashlib.sha1(value, usedforsecurity=False).hexdigest()
+            return bool((yield from self._script_ops(_DROP, keys, field, sha)))
+        except self._errors:
+            return True
 
     def _stored(self, entry: CachedResponse) -> tuple[str, bytes, bytes, Record]:
         return self._run(self._stored_ops(entry))
@@ -305,7 +324,7 @@ class RedisStorage(Storage):
         except self._errors:
             raise CorruptEntry("redis unavailable") from None
         if value is None:
-            raise CorruptEntry("entry no longer stored")
+            raise EntryGone("entry no longer stored")
         try:
             record = unpack_record(value)
             stored = decode_meta(record.meta)
@@ -315,7 +334,7 @@ class RedisStorage(Storage):
             yield from self._drop_field_ops(name, field, value)
             raise
         if stored.response_time != entry.response_time or stored.body_length != entry.body_length:
-            raise CorruptEntry("entry replaced since it was read")
+            raise EntryGone("entry replaced since it was read")
         return name, field, value, record
 
     def _open_ops(self, entry: CachedResponse) -> _Ops[_BlobReader | bytes]:
@@ -360,27 +379,20 @@ class RedisStorage(Storage):
         name = self._hash_key(entry.key)
         field = entry.variant.encode("utf-8", "surrogatepass")
         value = pack_record(encode_meta(entry), inline, entry.body_length, flags)
-        for _attempt in range(_WATCH_RETRIES):
+        keys = (name,) if blob is None else (name, blob)
+        try:
+            old = yield from self._script_ops(_PUBLISH, keys, field, value, str(ttl))
+        except self._errors:
+            return False
+        old_blob = self._blob_of(old)
+        if old_blob is not None and old_blob != blob:
+            # Replaced by us, so named by nothing now (and answered to no other writer): ours to unlink. If
+            # this fails, it expires with the TTL its own publish gave it.
             try:
-                yield ("watch", (name,))
-                old = yield _call("hget", name, field)
-                current = yield _call("pttl", name)
-                commands: list[tuple[str, tuple[Any, ...]]] = [
-                    ("hset", (name, field, value)),
-                    ("pexpire", (name, max(int(current), ttl))),
-                ]
-                if blob is not None:
-                    commands.append(("pexpire", (blob, ttl)))
-                old_blob = self._blob_of(old)
-                if old_blob is not None and old_blob != blob:
-                    commands.append(("unlink", (old_blob,)))
-                yield ("exec", commands)
-                return True
-            except self._watch_error:
-                continue
+                yield _call("unlink", old_blob)
             except self._errors:
-                return False
-        return False
+                pass
+        return True
 
     def _blob_of(self, value: Any) -> str | None:
         if not isinstance(value, bytes):
@@ -397,34 +409,35 @@ class RedisStorage(Storage):
         self._run(self._update_ops(entry))
 
     def _update_ops(self, entry: CachedResponse) -> _Ops[None]:
+        """Replace the stored variant's metadata, keeping its body (inline, or its blob) and raising TTLs.
+
+        The new value is built from the one read, and written only if the field still holds that one. A
+        concurrent write in between is read again: an update of the same response (same validators) is built
+        on; a store of another response (or a field that keeps changing) stands, and this update is
+        superseded, which is not an error. Never the metadata of one response over the body of another."""
         name = self._hash_key(entry.key)
         field = entry.variant.encode("utf-8", "surrogatepass")
-        for _attempt in range(_WATCH_RETRIES):
-            try:
-                yield ("watch", (name,))
+        try:
+            for _attempt in range(_UPDATE_RETRIES):
                 old = yield _call("hget", name, field)
                 if not isinstance(old, bytes):
                     return
                 try:
                     record = unpack_record(old)
+                    if not _same_response(decode_meta(record.meta), entry):
+                        return
                 except CorruptEntry:
                     return
                 ttl = self._ttl_ms(entry, time.time())
-                current = int((yield _call("pttl", name)))
                 entry.body_length = record.body_length
                 value = pack_record(encode_meta(entry), record.inline, record.body_length, record.flags)
-                commands: list[tuple[str, tuple[Any, ...]]] = [("hset", (name, field, value))]
-                if ttl > 0:
-                    commands.append(("pexpire", (name, max(current, ttl))))
-                    if record.external:
-                        commands.append(("pexpire", (self._blob_key(record.inline), ttl)))
-                yield ("exec", commands)
-                return
-            except self._watch_error:
-                continue
-            except self._errors:
-                break
-        self.store_errors += 1
+                blob = self._blob_key(record.inline) if record.external and _valid_token(record.inline) else None
+                keys = (name,) if blob is None else (name, blob)
+                args = (field, hashlib.sha1(old, usedforsecurity=False).hexdigest(), value, str(max(ttl, 0)))
+                if (yield from self._script_ops(_UPDATE, keys, *args)):
+                    return
+        except self._errors:
+            self.store_errors += 1
 
     def delete(self, key: str) -> None:
         self._run(self._delete_ops(key))
@@ -490,8 +503,9 @@ class _BlobReader:
         except storage._errors:
             raise CorruptEntry("redis unavailable") from None
         if not data:  # evicted by maxmemory, or expired: the entry is unusable
-            yield from storage._drop_field_ops(self.name, self.field, self.value)
-            raise CorruptEntry("blob chunk missing")
+            if (yield from storage._drop_field_ops(self.name, self.field, self.value)):
+                raise CorruptEntry("blob chunk missing")
+            raise EntryGone("entry replaced while its body was read")  # (its blob unlinked by the new one's writer)
         self.done += len(data)
         self.seq += 1
         return data
@@ -721,6 +735,15 @@ class _AsyncRedisWriter:
 
     async def abort(self) -> None:
         await self._storage.run(self._state.abort_ops())
+
+
+def _same_response(stored: CachedResponse, entry: CachedResponse) -> bool:
+    """Whether ``entry`` (updated by a 304) is the response ``stored``: the same validators (RFC 9111 4.3.4)."""
+    stored_tag = stored.headers.get("etag")
+    tag = entry.headers.get("etag")
+    if stored_tag is not None or tag is not None:
+        return stored_tag is not None and tag is not None and stored_tag.removeprefix("W/") == tag.removeprefix("W/")
+    return stored.headers.get("last-modified") == entry.headers.get("last-modified")
 
 
 def _valid_token(token: bytes) -> bool:

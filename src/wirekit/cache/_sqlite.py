@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from wirekit.cache._codec import decode_meta, encode_meta
-from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, Storage
+from wirekit.cache._model import BodyWriter, CachedResponse, CacheStats, CorruptEntry, EntryGone, Storage
 
 __all__ = ["SQLiteStorage"]
 
@@ -472,7 +472,7 @@ class SQLiteStorage(Storage):
         except _Unavailable:
             raise CorruptEntry("database unavailable") from None
         if not rows:
-            raise CorruptEntry("entry no longer stored")
+            raise EntryGone("entry no longer stored")
         meta, body, blob, row_id = rows[0]
         try:
             stored = decode_meta(meta)
@@ -480,7 +480,7 @@ class SQLiteStorage(Storage):
             self._drop_id(row_id)
             raise
         if stored.response_time != entry.response_time or stored.body_length != entry.body_length:
-            raise CorruptEntry("entry replaced since it was read")
+            raise EntryGone("entry replaced since it was read")
         if body is not None:
             if len(body) != stored.body_length:
                 self._drop_id(row_id)

@@ -251,8 +251,8 @@ class CacheTransport(BaseTransport):
         if body is None:  # a large body: read from the storage chunk by chunk
             try:
                 source = _StoredBody(self.storage.open_body(entry))
-            except CorruptEntry:
-                self.core.count("corrupt")
+            except CorruptEntry as exc:
+                self.core.lost(exc)
                 return None
         else:  # the raw body, decoded as it is read (the proxy relays it as stored)
             source = _StoredBody(iter((body,)))

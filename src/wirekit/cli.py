@@ -681,26 +681,48 @@ def run_serve(args: argparse.Namespace) -> int:
     app = App()
     app.static("/", args.directory, listings=not args.no_listing)
     handler: Any = app.__call__
+    refused: Any = None
     if not args.quiet:
+
+        def log(client: Any, line: str, status: int) -> None:
+            host = client[0] if isinstance(client, tuple) else "-"
+            when = time.strftime("%d/%b/%Y %H:%M:%S")
+            sys.stderr.write(f'{host} - - [{when}] "{escape_for_log(line)}" {status}\n')
 
         async def logged(request: ServerRequest) -> Response:
             response: Response = await app(request)
-            client = request.client[0] if isinstance(request.client, tuple) else "-"
-            when = time.strftime("%d/%b/%Y %H:%M:%S")
-            line = f"{request.method} {request.target} HTTP/{request.http_version}"
-            sys.stderr.write(f'{client} - - [{when}] "{escape_for_log(line)}" {response.status}\n')
+            log(request.client, f"{request.method} {request.target} HTTP/{request.http_version}", response.status)
             return response
+
+        def refused(client: Any, status: int, message: str, line: str) -> None:  # malformed: never reached app
+            log(client, line, status)
 
         handler = logged
 
+    import socket
+
     from wirekit.server import Server
 
-    def make(sock: Any) -> Server:
-        return Server(handler, host=args.bind, port=args.port, sock=sock)
+    # bound here, before the workers start, so that the address printed is the real one (--port 0 picks it)
+    # and every worker accepts from the same socket
+    family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
+    try:
+        listener = socket.create_server((args.bind, args.port), family=family, backlog=1024)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.bind} port {args.port}: {exc.strerror or exc}") from None
+    listener.setblocking(False)
+
+    def make(_shared: Any) -> Server:
+        return Server(handler, sock=listener, on_refused=refused)
 
     host = f"[{args.bind}]" if ":" in args.bind else args.bind
-    print(f"Serving {os.path.abspath(args.directory)} on http://{host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
-    run_workers(make, args.workers)
+    port = listener.getsockname()[1]
+    where = f"http://{host}:{port}/"
+    print(f"Serving {os.path.abspath(args.directory)} on {where} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        run_workers(make, args.workers)
+    finally:
+        listener.close()
     return 0
 
 

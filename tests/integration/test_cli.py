@@ -28,6 +28,8 @@ import pytest
 from tests.servers import Endpoint, NginxEndpoint, TLSEndpoint
 from tests.servers.nginx import ONE_MB
 
+import wirekit
+
 _DROPPED_ENV = ("_proxy", "requests_ca_bundle", "curl_ca_bundle", "ssl_cert_file", "ssl_cert_dir", "netrc")
 
 
@@ -691,3 +693,65 @@ def test_demo_rpc_section_calls_with_both_clients_and_shows_a_fault(
     assert re.search(r"^JSONRPCProxy\(url\)\.add\(3, 5\) +-> 8 ", section, re.MULTILINE)
     assert re.search(r"^JSONRPCProxy\(url\)\.add\(x=3, y=5\) +-> 8 ", section, re.MULTILINE)
     assert "JSONRPCProxy(url).sub(3, 5) raised JSONRPCError: code=-32601, 'Method not found'" in section
+
+
+# -- wirekit serve --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_prints_the_real_port_and_logs_every_request(tmp_path: Path, workers: int) -> None:
+    """``--port 0``: the address printed is the one bound (all workers accept on it); every request gets an
+    access log line, also those refused before they reached the files (malformed, unsupported version)."""
+    import socket
+
+    (tmp_path / "hello.txt").write_text("hello\n")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-m",
+            "wirekit",
+            "serve",
+            str(tmp_path),
+            "--port",
+            "0",
+            "--workers",
+            f"{workers}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    assert process.stderr is not None
+    try:
+        line = _read_line(process.stderr, deadline=time.monotonic() + 30)
+        match = re.search(rb"on http://127\.0\.0\.1:(\d+)/ ", line)
+        assert match is not None, line
+        port = int(match.group(1))
+        assert port != 0
+        for _ in range(4):
+            r = wirekit.get(f"http://127.0.0.1:{port}/hello.txt", timeout=10)
+            assert (r.status_code, r.text) == (200, "hello\n")
+        answers = []
+        for raw in (b"GET /hello.txt HTTP/2.0\r\nHost: x\r\n\r\n", b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(raw)
+                answers.append(sock.recv(100).split(b"\r\n")[0])
+        assert answers == [b"HTTP/1.1 505 HTTP Version Not Supported", b"HTTP/1.1 400 Bad Request"]
+        log = b""
+        deadline = time.monotonic() + 10
+        while log.count(b"\n") < 6:  # the lines may come from either worker, a moment after the answers
+            log += _read_line(process.stderr, deadline)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+        process.stderr.close()
+    lines = log.decode().splitlines()
+    stamp = r"127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\] "
+    assert sum(bool(re.fullmatch(stamp + r'"GET /hello\.txt HTTP/1\.1" 200', x)) for x in lines) == 4, lines
+    assert any(re.fullmatch(stamp + r'"GET /hello\.txt HTTP/2\.0" 505', x) for x in lines), lines
+    assert any(re.fullmatch(stamp + r'"" 400', x) for x in lines), lines

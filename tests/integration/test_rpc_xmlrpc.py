@@ -766,7 +766,11 @@ def test_client_refuses_hostile_response() -> None:
 
 
 def test_log_requests_in_the_stdlib_format() -> None:
-    """logRequests=True writes http.server's line for each call; log_message can be overridden; False is quiet."""
+    """logRequests=True writes http.server's line for each request (XML-RPC, JSON-RPC, a wrong path, and one
+    refused before it reached the dispatcher, as the stdlib logs it); log_message can be overridden; False is
+    quiet."""
+    from wirekit.rpc import jsonrpc
+
     lines: list[str] = []
 
     class Logged(xmlrpc.SimpleXMLRPCServer):
@@ -774,15 +778,29 @@ def test_log_requests_in_the_stdlib_format() -> None:
             lines.append(format % args)
 
     for log_requests in (True, False):
-        with Logged(("127.0.0.1", 0), logRequests=log_requests) as server:
+        with Logged(("127.0.0.1", 0), logRequests=log_requests, jsonrpc_paths=("/jsonrpc",)) as server:
             server.register_function(lambda x, y: x + y, "add")
             server.start_in_thread()
             try:
                 with xmlrpc.ServerProxy(server.url + "/RPC2", timeout=TIMEOUT) as p:
                     assert p.add(1, 2) == 3
+                with jsonrpc.JSONRPCProxy(server.url + "/jsonrpc", timeout=TIMEOUT) as j:
+                    assert j.add(2, 3) == 5
+                assert wirekit.get(server.url + "/nowhere", timeout=TIMEOUT).status_code == 404
+                port = server.server_address[1]
+                with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+                    sock.sendall(b"POST /RPC2 HTTP/2.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+                    assert sock.recv(100).startswith(b"HTTP/1.1 505 ")
             finally:
                 server.shutdown()
-    assert len(lines) == 1
-    assert re.fullmatch(
-        r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\] "POST /RPC2 HTTP/1\.1" 200 \d+', lines[0]
-    )
+    stamp = r"127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\] "
+    expected = [
+        r'"POST /RPC2 HTTP/1\.1" 200 \d+',
+        r'"POST /jsonrpc HTTP/1\.1" 200 \d+',
+        r'"GET /nowhere HTTP/1\.1" 404 \d+',
+        r"code 505, message Invalid HTTP version \(2\.0\)",
+        r'"POST /RPC2 HTTP/2\.0" 505 -',
+    ]
+    assert len(lines) == len(expected), lines
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(stamp + pattern, line), (line, pattern)

@@ -294,7 +294,7 @@ class Connection:
             # KeyboardInterrupt or SystemExit inside a callback: httptools wraps it, but it is nobody's
             # protocol error and must not turn into one
             raise interrupted from None
-        self._fail(self._cb.error or _translate_parser_error(exc))
+        self._fail(self._cb.error or _translate_parser_error(exc, self.role is SERVER))
 
     def _feed(self, data: bytes) -> None:
         cb = self._cb
@@ -313,7 +313,7 @@ class Connection:
                 # KeyboardInterrupt or SystemExit inside a callback: httptools wraps it, but it is nobody's
                 # protocol error and must not turn into one
                 raise interrupted from None
-            self._fail(cb.error or _translate_parser_error(exc))
+            self._fail(cb.error or _translate_parser_error(exc, self.role is SERVER))
             return
         if cb.error is not None:
             self._fail(cb.error)
@@ -914,8 +914,13 @@ def _reason(status: int) -> str:
     return reason_phrase(status)
 
 
-def _translate_parser_error(exc: Exception) -> RemoteProtocolError:
+def _translate_parser_error(exc: Exception, request: bool = False) -> RemoteProtocolError:
+    """The error to raise for llhttp's ``exc``; ``request``: it was parsing a request (the server side)."""
     message = str(exc) or type(exc).__name__
+    if request and message == "Invalid HTTP version":
+        # a request line with a version llhttp does not know (1.2, 3.1, 9.9): 505, as for 0.9 and 2.0
+        # (_ServerCallbacks.on_headers_complete); a response with one stays a plain protocol error
+        return RemoteProtocolError(message, status_hint=505)
     if isinstance(exc, httptools.HttpParserInvalidURLError):
         return RemoteProtocolError(f"invalid request target: {message}")
     if isinstance(exc, httptools.HttpParserInvalidMethodError):
@@ -1216,7 +1221,14 @@ class _ServerCallbacks(_Callbacks):
         keep_alive = parser.should_keep_alive()
         # llhttp keeps a request alive by default for HTTP/1.1 only (not 1.0, 0.9 or 2.0): without a
         # Connection header, that says the version (get_http_version() costs several times more)
-        version = "1.1" if keep_alive and not flags & _CONNECTION else parser.get_http_version()
+        if keep_alive and not flags & _CONNECTION:
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
+            if version not in {"1.0", "1.1"}:
+                # llhttp reads 0.9 and 2.0 request lines (and rejects the other versions, see
+                # _translate_parser_error): answered 505, as the stdlib's http.server and nginx do for 2.0
+                self._limit(f"Invalid HTTP version ({version})", 505)
         hosts = self.hosts
         if hosts > 1 or (hosts == 0 and version == "1.1"):
             self._limit("a request needs exactly one Host header", 400)

@@ -70,6 +70,8 @@ from wirekit.protocol import Limits
 from wirekit.rpc._registry import DEFAULT_MAX_BODY_SIZE, MethodNotFound, Registry, aread_answer, read_answer, read_body
 from wirekit.rpc._xmlsafe import DEFAULT_MAX_DEPTH, XMLRPCParseError, check_method_name, loads
 from wirekit.server import App, Response, Server, ServerRequest
+from wirekit.server._engine import to_response
+from wirekit.server._static import escape_for_log
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -596,8 +598,9 @@ class SimpleXMLRPCServer(XMLRPCDispatcher):
     """``xmlrpc.server.SimpleXMLRPCServer`` on wirekit's HTTP/1.1 engine.
 
     The standard library's arguments: ``addr`` (host, port; port 0 picks one, see ``server_address``),
-    ``requestHandler`` (ignored: requests are answered by the engine), ``logRequests`` (one line per XML-RPC
-    request on stderr, in ``http.server``'s format: override ``log_message`` to send it elsewhere),
+    ``requestHandler`` (ignored: requests are answered by the engine), ``logRequests`` (one line per request
+    on stderr, XML-RPC, JSON-RPC or refused, in ``http.server``'s format: override ``log_message`` to send it
+    elsewhere),
     ``allow_none``, ``encoding``, ``bind_and_activate`` (False: call ``server_bind()``/``server_activate()``
     yourself), ``use_builtin_types``. wirekit keywords: ``rpc_paths`` (the paths answered, default ``"/"`` and
     ``"/RPC2"``), ``jsonrpc_paths`` (JSON-RPC 2.0 on the same methods, e.g. ``("/jsonrpc",)``),
@@ -664,17 +667,28 @@ class SimpleXMLRPCServer(XMLRPCDispatcher):
                 self.server_close()
                 raise
 
-    async def handle(self, request: ServerRequest) -> Response:
-        """Answer one XML-RPC request (``XMLRPCDispatcher.handle``), logged when ``logRequests`` is true."""
-        response = await super().handle(request)
-        if self.logRequests:
-            body = response.body
-            size = str(len(body)) if isinstance(body, bytes | str) else "-"
-            request_line = f"{request.method} {request.target} HTTP/{request.http_version}"
-            client = request.client[0] if isinstance(request.client, tuple) else request.client
-            when = time.strftime("%d/%b/%Y %H:%M:%S")
-            self.log_message('%s - - [%s] "%s" %s %s', client or "-", when, request_line, response.status, size)
+    async def _logged(self, request: ServerRequest) -> Response:
+        """``app`` answering ``request``, then the request's log line (when ``logRequests`` is true)."""
+        response = to_response(await self.app(request))
+        body = response.body
+        size = len(body) if isinstance(body, bytes | str) else "-"
+        request_line = f"{request.method} {request.target} HTTP/{request.http_version}"
+        self._log_request(request.client, request_line, response.status, size)
         return response
+
+    def _refused(self, client: Any, status: int, message: str, request_line: str) -> None:
+        """A request the engine refused before it reached ``app`` (malformed, too large): logged as
+        ``http.server`` logs it, ``code N, message ...`` then the request line."""
+        self._log(client, "code %d, message %s", status, message)
+        self._log_request(client, request_line, status, "-")
+
+    def _log_request(self, client: Any, request_line: str, status: int, size: Any) -> None:
+        self._log(client, '"%s" %s %s', escape_for_log(request_line), status, size)
+
+    def _log(self, client: Any, format: str, *args: Any) -> None:
+        host = client[0] if isinstance(client, tuple) else client
+        when = time.strftime("%d/%b/%Y %H:%M:%S")
+        self.log_message("%s - - [%s] " + format, host or "-", when, *args)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Write one log line (``format % args``) to stderr; override to log elsewhere."""
@@ -706,12 +720,13 @@ class SimpleXMLRPCServer(XMLRPCDispatcher):
         """Serve in this thread until ``shutdown()``."""
         self.socket.setblocking(False)
         server = Server(
-            self.app.__call__,
+            self._logged if self.logRequests else self.app.__call__,
             sock=self.socket,
             tls=self._tls,
             limits=Limits(max_body_size=self.max_body_size),
             keep_alive_timeout=self._keep_alive_timeout,
             graceful_timeout=5.0,
+            on_refused=self._refused if self.logRequests else None,
         )
         self._server = server
         self._done.clear()

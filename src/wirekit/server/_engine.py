@@ -387,6 +387,15 @@ class BlockingHandler:
     def handle(self, request: ServerRequest, channel: ResponseChannel, state: Any) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def protocol_error(self, state: Any, status: int, message: str, request_line: str) -> None:
+        """The engine answered ``status`` to a request it refused without calling ``handle``; nothing by default.
+
+        A malformed or unsupported request (400, 414, 431, 501, 505) or a body too large (413): ``message`` is
+        the reason (the body of the answer), ``request_line`` the request line as far as it is known ("" when
+        it could not be read whole). Called after the answer went out, in the worker pool as ``handle`` is (a
+        subclass may log there, slowly), and only when a subclass overrides it.
+        """
+
 
 class ResponseChannel:
     """The worker thread's side of one response: body in, response out, flow-controlled by the loop."""
@@ -661,7 +670,7 @@ class _HTTPProtocol(asyncio.Protocol):
                 length = headers.get("content-length")
                 if length is not None and length.isdigit() and int(length) > limit:
                     # refused now, before a 100 Continue invites the body and before any of it is read
-                    self._reply_error(413, f"body larger than {limit} bytes")
+                    self._refuse(413, f"body larger than {limit} bytes", f"{method} {target} HTTP/{version}")
                     return
             body = self.body = _Body(self)
             if conn.they_are_waiting_for_100_continue:
@@ -751,7 +760,8 @@ class _HTTPProtocol(asyncio.Protocol):
             # 501), or the client went away. The client's error, not the handler's.
             log.debug("bad request body for %s %s: %s", request.method, request.target, exc)
             if conn.our_state is _IDLE:
-                self._reply_error(exc.status_hint or 400, str(exc))
+                line = f"{request.method} {request.target} HTTP/{request.http_version}"
+                self._refuse(exc.status_hint or 400, str(exc), line)
             else:
                 self._close()
             return
@@ -864,10 +874,34 @@ class _HTTPProtocol(asyncio.Protocol):
             self.body = None
         if self.busy:
             return  # the handler is answering; the connection closes after
-        status = exc.status_hint or 400
-        self._reply_error(status, str(exc))
+        self._refuse(exc.status_hint or 400, str(exc), None)
 
-    def _reply_error(self, status: int, message: str, *, close: bool = True) -> None:
+    def _refuse(self, status: int, message: str, request_line: str | None) -> None:
+        """Answer ``status`` to a request refused before (or instead of) its handler; tell a blocking handler.
+
+        ``request_line``: None when the core's parser has it (a protocol error: see ``_request_line``).
+        """
+        was_open = not self.closing
+        if not self._reply_error(status, message) or not was_open:
+            return  # nothing went out
+        server = self.server
+        blocking = server.blocking
+        told = blocking is not None and type(blocking).protocol_error is not BlockingHandler.protocol_error
+        if not told and server.on_refused is None:
+            return
+        if request_line is None:
+            request_line = _request_line(self.conn, message)
+        if server.on_refused is not None:
+            try:
+                server.on_refused(self.client, status, message, request_line)
+            except Exception:
+                log.exception("error in on_refused")
+        if told:
+            # in the pool, as the blocking handler runs: its logging may block (files, syslog, the network)
+            server.submit(blocking.protocol_error, self.state, status, message, request_line)  # type: ignore[union-attr]
+
+    def _reply_error(self, status: int, message: str, *, close: bool = True) -> bool:
+        """Answer ``status`` (closing the connection after it unless ``close`` is false); False: it could not."""
         conn = self.conn
         headers = Headers()
         headers["Content-Type"] = "text/plain; charset=utf-8"
@@ -880,12 +914,13 @@ class _HTTPProtocol(asyncio.Protocol):
             data = conn.send_whole_response(status, headers, body)
         except LocalProtocolError:
             self._close()
-            return
+            return False
         self._write(data)
         if close:
             self._close()
         else:
             self._finish_request()
+        return True
 
     # -- output -----------------------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
@@ -1040,6 +1075,33 @@ class _HTTPProtocol(asyncio.Protocol):
         self._finish_request()
 
 
+# llhttp's errors inside a request line's version: the version the parser has may be the last request's
+_LINE_ERRORS = frozenset(
+    (
+        "Expected HTTP/, RTSP/ or ICE/",
+        "Expected dot",
+        "Invalid major version",
+        "Invalid minor version",
+        "Expected CRLF after version",
+    )
+)
+
+
+def _request_line(conn: Connection, message: str) -> str:
+    """The line of the request the core failed on (``message``), rebuilt from what its parser read, else ""."""
+    cb = conn._cb
+    url, parser = cb.url, cb.parser
+    if not url or parser is None or message in _LINE_ERRORS:
+        return ""  # (``url`` is reset as a request begins, and complete only once the line reached the version)
+    try:
+        method, version = parser.get_method(), parser.get_http_version()
+    except Exception:
+        return ""
+    if version == "0.0":
+        return ""
+    return f"{method.decode('latin-1')} {url.decode('latin-1')} HTTP/{version}"
+
+
 # -- the server ---------------------------------------------------------------------------------------
 def _batch_scheduling() -> None:
     """Linux: this thread does not preempt the one running when it is woken (SCHED_BATCH).
@@ -1173,6 +1235,10 @@ class Server:
     ``blocking`` (a ``BlockingHandler``). Listen on ``host``/``port``, a Unix ``path``, or an already bound
     ``sock``. ``run()`` serves until ``shutdown()`` (or SIGINT/SIGTERM in the main thread);
     ``start_in_thread()`` serves from a background thread, for tests and embedding.
+
+    ``on_refused(client, status, message, request_line)`` is called on the loop after the server answered a
+    request it refused before any handler saw it (malformed 400, 431, 501, 505; body too large 413), for an
+    access log: ``request_line`` is the line as far as it was read ("" when it was not). Keep it quick.
     """
 
     def __init__(
@@ -1193,10 +1259,12 @@ class Server:
         max_workers: int = 64,
         backlog: int = 1024,
         reuse_port: bool = False,
+        on_refused: Callable[[Any, int, str, str], None] | None = None,
     ) -> None:
         if (handler is None) == (blocking is None):
             raise ValueError("give exactly one of handler= (a coroutine function) or blocking=")
         self.handler = handler
+        self.on_refused = on_refused
         self.blocking = blocking
         self.host, self.port, self.path, self.sock = host, port, path, sock
         self.tls = tls

@@ -70,6 +70,7 @@ from wirekit.server._engine import (
     Server,
     ServerRequest,
     _check_headers,
+    _request_line,
     http_date,
 )
 from wirekit.server._static import StaticFiles, escape_for_log
@@ -426,6 +427,20 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             self.wfile.write(body)
 
     # -- logging and strings --------------------------------------------------------------------------
+    def _log_refused(self, code: int, message: str, requestline: str) -> None:
+        """Log a request answered ``code`` before a ``do_*`` method saw it (malformed, unsupported, too large).
+
+        The lines the stdlib's ``send_error`` logs for it: ``code %d, message %s``, then the request line with the
+        code. ``requestline`` is the request line as far as it was read ("" when it was not, as in the stdlib);
+        ``command`` is None, as it is in the stdlib for a request it could not parse.
+        """
+        self.command = None  # type: ignore[assignment]
+        self.request_version = self.default_request_version
+        self.requestline = requestline
+        self.close_connection = True
+        self.log_error("code %d, message %s", code, message)
+        self.log_request(code)
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         if type(code) is not int and isinstance(code, HTTPStatus):
             code = code.value
@@ -486,7 +501,9 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
                     stream.deadline = time.monotonic() + header_timeout
                 event = _next_event(conn, stream)
         except RemoteProtocolError as exc:
-            self._classic_error(exc.status_hint or 400, str(exc))
+            status, message = exc.status_hint or 400, str(exc)
+            self._log_refused(status, message, _request_line(conn, message))
+            self._classic_error(status, message)
             return
         except (WirekitError, OSError):
             return
@@ -643,6 +660,10 @@ class _EngineAdapter(BlockingHandler):
 
     def handle(self, request: ServerRequest, channel: ResponseChannel, state: Any) -> None:
         state._serve(request, channel)
+
+    def protocol_error(self, state: Any, status: int, message: str, request_line: str) -> None:
+        # (in the worker pool, after the engine answered: the handler's log_message may be slow)
+        state._log_refused(status, message, request_line)
 
 
 class HTTPServer(socketserver.TCPServer):

@@ -1180,8 +1180,8 @@ class AsyncSession:
         url = core.get_redirect_target(resp)
         fragment = urlsplit(req.url or "").fragment
         while url:
+            resp.history = history[:]  # the responses before it (never itself), as requests
             history.append(resp)
-            resp.history = history[1:]
             await resp.aread()  # read the body so the connection goes back to the pool
             core._check_redirect_count(resp)
             req, fragment = core._redirect_request(resp, req, url, fragment)
@@ -1201,7 +1201,6 @@ class AsyncSession:
             return await self._send_one(request, settings)
         history: list[Response] = []
         while True:
-            req._auth = None  # type: ignore[attr-defined]
             response = await self._send_one(req, settings)
             try:
                 req = flow.send(response)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from errno import ECONNRESET, EPIPE
 from typing import Any
 
 from wirekit.client._models import iter_body
 from wirekit.exceptions import (
     ChunkedEncodingError,
+    ConnectionError,
     InvalidHeader,
     InvalidResponse,
     LocalProtocolError,
@@ -122,14 +124,21 @@ class ClientCore:
         return self._h11.their_state is _SWITCHED_PROTOCOL
 
 
+def _hung_up(exc: BaseException) -> bool:
+    """Whether a write failed because the peer reset or closed the connection (not a timeout or TLS error)."""
+    cause = exc.__cause__
+    return type(exc) is ConnectionError and isinstance(cause, OSError) and cause.errno in (ECONNRESET, EPIPE)
+
+
 class HTTPConnection(ClientCore):
     """A keep-alive connection to one origin (or through one proxy), used by one request at a time."""
 
-    __slots__ = ("stream",)
+    __slots__ = ("_send_error", "stream")
 
     def __init__(self, stream: Stream, key: Any = None) -> None:
         super().__init__(key)
         self.stream = stream
+        self._send_error: BaseException | None = None
 
     # -- sending -------------------------------------------------------------------------------
     def send_request(self, method: str, target: str, headers: Headers, body: Any) -> None:
@@ -144,6 +153,12 @@ class HTTPConnection(ClientCore):
                 self.stream.send_all(h11.send(_END))
         except BaseException as exc:
             error = self._failed_send(exc)
+            if _hung_up(exc):
+                # The server closed while the request was going out: it may have answered first (413, 401, a
+                # redirect, 501 for chunked), which urllib3 lets requests read. ``receive_response_head`` reads
+                # that answer, or raises this error when there is none.
+                self._send_error = error
+                return
             if error is exc:
                 raise
             raise error from exc
@@ -151,10 +166,22 @@ class HTTPConnection(ClientCore):
     # -- receiving -----------------------------------------------------------------------------
     def receive_response_head(self) -> _Response:
         """Read until the final response head (1xx interim responses are skipped)."""
+        if self._send_error is not None:
+            return self._early_response_head(self._send_error)
         receive = self._h11.receive_data
         read = self.stream.read
         while (head := self._head_event()) is None:
             receive(read())
+        return head
+
+    def _early_response_head(self, error: BaseException) -> _Response:
+        """The head of a response sent before the server hung up on the request, else the write ``error``."""
+        self._send_error = None
+        try:
+            while (head := self._head_event()) is None:
+                self._h11.receive_data(self.stream.read())
+        except Exception:
+            raise error from error.__cause__  # no answer came: the request simply failed
         return head
 
     def read_body(self) -> bytes:

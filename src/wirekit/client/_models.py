@@ -11,6 +11,7 @@ Differences from requests, each on purpose:
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import itertools
 import json as _json
@@ -386,6 +387,15 @@ def body_length(body: Any) -> int | None:
                     total = None  # a pipe or a socket: size unknown
             except OSError:
                 total = None
+        if total is None:  # a wrapper that tells its size (requests_toolbelt's ``len``, ``__len__``), as requests
+            size = getattr(body, "len", None)
+            if isinstance(size, int):
+                total = size
+            elif hasattr(body, "__len__"):
+                try:
+                    total = len(body)
+                except TypeError:
+                    total = None
         if total is None and hasattr(body, "seek") and hasattr(body, "tell"):
             try:
                 here = body.tell()
@@ -642,7 +652,14 @@ class Response:
         status = self.status_code
         if 400 <= status < 600:
             kind = "Client" if status < 500 else "Server"
-            raise HTTPError(f"{status} {kind} Error: {self.reason} for url: {self.url}", response=self)
+            reason: str | bytes = self.reason
+            if isinstance(reason, bytes):  # set by hand: UTF-8, else Latin-1 (as requests)
+                try:
+                    text = reason.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = reason.decode("iso-8859-1")
+                reason = text
+            raise HTTPError(f"{status} {kind} Error: {reason} for url: {self.url}", response=self)
 
     # -- body -----------------------------------------------------------------------------------------
     def _decoded_chunks(self) -> Iterator[bytes]:
@@ -652,8 +669,11 @@ class Response:
         from wirekit.client._decoders import make_decoder
 
         decoder = make_decoder(self.headers.get("content-encoding")) if "content-encoding" in self.headers else None
+        read_chunk = getattr(raw, "read_chunk", None)
+        if read_chunk is None:  # a file object set as ``raw`` (a test double, as requests allows)
+            read_chunk = functools.partial(raw.read, CONTENT_CHUNK_SIZE)
         try:
-            while data := raw.read_chunk():
+            while data := read_chunk():
                 if decoder is not None:
                     data = decoder.decode(data)
                 if data:
@@ -767,7 +787,7 @@ class Response:
         except _json.JSONDecodeError as exc:
             raise JSONDecodeError(exc.msg, exc.doc, exc.pos, request=self.request, response=self) from exc
         except UnicodeDecodeError as exc:
-            raise JSONDecodeError(str(exc), "", 0, request=self.request, response=self) from exc
+            raise JSONDecodeError(str(exc), self.text, 0, request=self.request, response=self) from exc
 
     @property
     def links(self) -> dict[str, dict[str, str]]:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from email.utils import parsedate_tz
-from typing import Any, ClassVar, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple, Protocol, runtime_checkable
 
 from wirekit.exceptions import (
     ChunkedEncodingError,
@@ -59,6 +59,15 @@ class RequestHistory(NamedTuple):
     url: str | None
     error: BaseException | None
     status: int | None
+
+
+@runtime_checkable
+class _RetryLike(Protocol):
+    """urllib3's ``Retry``, as far as ``Retry.from_value`` reads it."""
+
+    total: Any
+
+    def increment(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +121,42 @@ class Retry:
             object.__setattr__(self, "status_forcelist", frozenset(self.status_forcelist))
 
     @classmethod
-    def from_value(cls, value: Retry | int | None) -> Retry:
+    def from_value(cls, value: Retry | int | _RetryLike | None) -> Retry:
         """A ``Retry`` from what users pass as ``retries``/``max_retries``.
 
         A ``Retry`` is returned as is; an int ``n`` becomes ``Retry(total=n)``; ``None`` means no retries
-        at all (``Retry(total=0)``), which is requests' default.
+        at all (``Retry(total=0)``), which is requests' default; urllib3's ``Retry`` is copied.
         """
         if isinstance(value, Retry):
             return value
+        if isinstance(value, _RetryLike):
+            return cls._from_urllib3(value)
         return cls(total=0 if value is None else int(value))
+
+    @classmethod
+    def _from_urllib3(cls, value: _RetryLike) -> Retry:
+        """urllib3's ``Retry`` (what requests' docs tell users to pass as ``max_retries``), field by field.
+
+        A count of ``False`` (urllib3: "do not count this kind") is ``None``; fields urllib3 lacks keep
+        their defaults.
+        """
+        fields: dict[str, Any] = {}
+        for name in ("total", "connect", "read", "redirect", "status", "other"):
+            count = getattr(value, name, None)
+            fields[name] = None if count is False else count
+        for name in (
+            "allowed_methods",
+            "backoff_factor",
+            "backoff_max",
+            "backoff_jitter",
+            "respect_retry_after_header",
+            "raise_on_status",
+            "retry_after_max",
+        ):
+            if hasattr(value, name):
+                fields[name] = getattr(value, name)
+        fields["status_forcelist"] = getattr(value, "status_forcelist", None) or ()
+        return cls(**fields)
 
     def new(self, **changes: Any) -> Retry:
         """A copy with ``changes`` applied (urllib3's spelling of ``dataclasses.replace``)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -305,9 +306,11 @@ class Session:
                     h.pop(name, None)
                 else:
                     h[name] = value  # type: ignore[assignment]
-        # cookies: the session's jar, merged with the request's; only looked at when there are any
+        # cookies: the session's jar, merged with the request's (which win); only looked at when there are any
         jar: Any = self.cookies
         if cookies:
+            if not isinstance(cookies, CookieJar):  # a dict: a jar first, so its names win (as requests)
+                cookies = cookiejar_from_dict(cookies)
             jar = merge_cookies(merge_cookies(RequestsCookieJar(), jar), cookies)
         p = PreparedRequest._merged(method, full, parsed, h, jar)
         if len(jar._cookies) and "cookie" not in h._store and full is not None:
@@ -396,7 +399,6 @@ class Session:
             return self._send_one(request, settings)
         history: list[Response] = []
         while True:
-            req._auth = None  # type: ignore[attr-defined]
             response = self._send_one(req, settings)
             try:
                 req = flow.send(response)
@@ -524,8 +526,8 @@ class Session:
         url = self.get_redirect_target(resp)
         previous_fragment = urlsplit(req.url or "").fragment
         while url:
+            resp.history = hist[:]  # the responses before it (never itself), as requests
             hist.append(resp)
-            resp.history = hist[1:]
             if isinstance(resp._content, bool) and resp.raw is not None:
                 resp.raw.read()  # drain the body so the connection goes back to the pool
             self._check_redirect_count(resp)
@@ -575,6 +577,9 @@ class Session:
         # Proxy-Authorization is for the proxy of the old URL; the new URL may go elsewhere.
         prepared.headers.pop("Proxy-Authorization", None)
         self.rebuild_auth(prepared, resp)
+        auth = getattr(req, "_auth", None)  # an auth flow (Digest...) goes on answering on the same host
+        if auth is not None and not self.should_strip_auth(resp.url or req.url or "", prepared.url or ""):
+            prepared._auth = auth  # type: ignore[attr-defined]
         if prepared.body is not None:
             prepared.rewind_body()
         return prepared, previous_fragment
@@ -621,14 +626,10 @@ class _SendSettings:
         self._session = session
         self.timeout = timeout
         self.stream = stream
-        trust = session.trust_env
-        if verify is None and session.verify is True and trust:
+        self.verify: TLSVerify = session.verify if verify is None else verify
+        if self.verify is True and session.trust_env:  # verify=True too takes the environment's bundle
             env = session._env or session.environment
-            self.verify: TLSVerify = env.ca_bundle or True
-        elif verify is None:
-            self.verify = session.verify
-        else:
-            self.verify = verify
+            self.verify = env.ca_bundle or True
         self.cert = cert if cert is not None else session.cert
         self._proxies = proxies
 
@@ -722,11 +723,12 @@ class _Mounts(dict[str, BaseTransport]):
 
 
 def _final_with_history(responses: list[Response]) -> Response:
-    """The last response of a redirect chain, carrying the ones before it as its ``history``."""
+    """The last response of a redirect chain, carrying the ones before it as its ``history``.
+
+    Each earlier response keeps the ones before it as its own ``history`` (as requests).
+    """
     final = responses.pop()
     final.history = responses
-    for r in responses:
-        r.history = []
     return final
 
 

@@ -96,7 +96,7 @@ class _LookupDict(dict[str, Any]):
     The dict itself stays empty, as in requests (so ``"ok" in codes`` is ``False`` there and here).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str | None = None) -> None:
         self.name = name
         super().__init__()
 

@@ -32,7 +32,8 @@ class Timeout:
 
     @classmethod
     def from_value(cls, value: TimeoutTypes) -> Timeout:
-        """Accept what requests accepts: a number, a ``(connect, read)`` pair, ``None``, or a ``Timeout``."""
+        """Accept what requests accepts: a number, a ``(connect, read)`` pair, ``None``, a ``Timeout``, or
+        urllib3's ``Timeout`` (its ``total`` becomes this one's)."""
         if value is None:
             return NO_TIMEOUT
         if isinstance(value, Timeout):
@@ -46,6 +47,10 @@ class Timeout:
             if value < 0:
                 raise ValueError(f"timeout must not be negative, not {value!r}")
             return cls(connect=value, read=value, write=value, pool=value)
+        if hasattr(value, "connect_timeout") and hasattr(value, "_read"):  # urllib3's Timeout, as requests takes
+            connect, read, total = (getattr(value, n) for n in ("_connect", "_read", "total"))
+            connect, read, total = (t if isinstance(t, int | float) else None for t in (connect, read, total))
+            return cls(connect=connect, read=read, write=read, pool=connect, total=total)
         raise TypeError(f"timeout must be a number, a (connect, read) pair or a Timeout, not {value!r}")
 
     def started(self) -> Timeout:

@@ -126,6 +126,19 @@ class HTTPTransport(BaseTransport):
     def close(self) -> None:
         self._pool.close()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as its settings (as requests' ``HTTPAdapter``): connections do not travel."""
+        pool = self._pool
+        return {
+            "max_retries": self.max_retries,
+            "pool_connections": self._pool_connections,
+            "pool_maxsize": pool.maxsize,
+            "pool_block": pool.block,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]  # a new, empty pool
+
     # -- sending ---------------------------------------------------------------------------------
     def send(
         self,
@@ -296,9 +309,14 @@ def transport_proxy(url: URL, proxies: Mapping[str, str] | None) -> str | None:
     from wirekit.client._environment import select_proxy
 
     proxy = select_proxy(url.url, proxies)
-    if proxy is not None and "://" not in proxy:
+    if proxy is not None and "://" not in proxy and not _slash_short(proxy):
         proxy = f"http://{proxy}"
     return proxy
+
+
+def _slash_short(proxy: str) -> bool:
+    """Whether a proxy without ``://`` is a URL missing a slash (``http:/host``) rather than ``host:port``."""
+    return ":/" in proxy.partition("@")[0]
 
 
 def pool_key(url: URL, proxy: str | None, verify: TLSVerify, cert: TLSCert) -> tuple[Any, ...]:
@@ -319,6 +337,8 @@ def origin_tls(https: bool, verify: TLSVerify, cert: TLSCert) -> Any:
 
 def parse_proxy_url(proxy: str) -> URL:
     """The parsed proxy URL (``host:port`` means ``http://host:port``); ``InvalidProxyURL`` when it is not one."""
+    if "://" not in proxy and _slash_short(proxy):
+        raise InvalidProxyURL(f"invalid proxy URL {proxy!r}: it is malformed and could be missing the host")
     try:
         proxy_url = parse_url(proxy if "://" in proxy else f"http://{proxy}")
     except InvalidURL as exc:

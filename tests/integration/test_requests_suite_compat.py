@@ -168,6 +168,22 @@ def test_sized_body_already_partly_read(session: wirekit.Session, httpbin_server
     assert r.json()["data"] == "st"
 
 
+def test_text_mode_file_upload_gets_content_length(
+    session: wirekit.Session, httpbin_server: Endpoint, tmp_path: Path
+) -> None:
+    """test_POSTBIN_GET_POST_FILES: ``files={"f": open(path)}`` (text mode, a common way to write it) goes out
+    with a Content-Length, so servers that refuse chunked uploads take it."""
+    path = tmp_path / "notes.txt"
+    path.write_text("héllo wörld\n" * 1000, encoding="utf-8")
+    with path.open(encoding="utf-8") as f:
+        r = session.post(f"{httpbin_server.url}/post", files={"f": f})
+    assert r.status_code == 200
+    headers = {k.lower(): v for k, v in r.json()["headers"].items()}
+    assert "transfer-encoding" not in headers
+    assert r.request.headers["Content-Length"] == headers["content-length"]
+    assert r.json()["files"]["f"] == "héllo wörld\n" * 1000
+
+
 # -- responses built by hand (test doubles) -------------------------------------------------------------------
 
 

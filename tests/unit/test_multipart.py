@@ -140,21 +140,28 @@ def test_content_length_is_the_real_length(tmp_path: Path) -> None:
     assert summary(parse(body, raw)[1])[3] == path.read_bytes()[1000:]
 
 
-def test_content_length_unknown_for_unseekable_and_text_files(tmp_path: Path) -> None:
+def test_content_length_unknown_for_unseekable_files(tmp_path: Path) -> None:
     with pipe_file(b"from a pipe") as pipe:
         body = MultipartBody(files={"p": pipe})
         assert body.content_length is None
         assert not body.rewindable
         assert summary(parse(body)[0])[3] == b"from a pipe"
 
+
+def test_text_files_are_counted_in_bytes_and_streamed(tmp_path: Path) -> None:
+    """A file opened in text mode: its UTF-8 length is counted by reading it through (so the body has a
+    Content-Length, as with requests), then it is streamed, as often as the body is sent."""
     path = tmp_path / "t.txt"
-    path.write_text("naïve text", encoding="utf-8")
-    with path.open(encoding="utf-8") as text:
-        body = MultipartBody(files={"t": text})
-        assert body.content_length is None
+    text = "naïve text ✓ " * 20000  # several reads, multi-byte characters across their edges
+    path.write_text(text, encoding="utf-8")
+    with path.open(encoding="utf-8") as f:
+        f.read(6)  # sent from where the file is, as binary files are
+        body = MultipartBody(files={"t": f})
         assert body.rewindable
-        assert summary(parse(body)[0]) == ("t", "t.txt", "text/plain", "naïve text".encode())
-        assert summary(parse(body)[0])[3] == "naïve text".encode()  # and again
+        whole = b"".join(body)
+        assert body.content_length == len(whole)
+        assert summary(parse(body)[0]) == ("t", "t.txt", "text/plain", text[6:].encode())
+        assert b"".join(body) == whole  # and again
 
 
 def test_fields_only() -> None:

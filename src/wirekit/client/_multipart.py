@@ -165,6 +165,7 @@ class MultipartBody:
                 if isinstance(chunk, str):
                     chunk = chunk.encode("utf-8")
                 if remaining is not None:
+                    chunk = chunk[:remaining]  # (a text file changed since it was counted: never past its length)
                     remaining -= len(chunk)
                 yield chunk
 
@@ -254,7 +255,17 @@ def _position_and_size(fileobj: _Readable) -> tuple[int | None, int | None]:
     except (AttributeError, OSError, ValueError):
         return None, None
     if isinstance(fileobj, io.TextIOBase):
-        return start, None  # characters are not bytes: the length is unknown until read
+        # Characters are not bytes: the length is counted by reading the file through once (it is read again
+        # when sent), so that the body has a Content-Length, as with requests (which reads it into memory),
+        # and servers that refuse chunked uploads take it.
+        try:
+            size = 0
+            while chunk := fileobj.read(_CHUNK):
+                size += len(chunk.encode("utf-8"))
+            fileobj.seek(start)
+        except (AttributeError, OSError, ValueError):
+            return start, None
+        return start, size
     try:
         end: int = fileobj.seek(0, os.SEEK_END)  # type: ignore[attr-defined]
         fileobj.seek(start)  # type: ignore[attr-defined]

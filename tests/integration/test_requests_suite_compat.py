@@ -184,6 +184,18 @@ def test_text_mode_file_upload_gets_content_length(
     assert r.json()["files"]["f"] == "héllo wörld\n" * 1000
 
 
+def test_session_header_set_to_none_is_not_sent(httpbin_server: Endpoint) -> None:
+    """test_header_remove_is_case_insensitive's sibling test_headers_on_session_with_None_are_not_sent."""
+    with wirekit.Session(timeout=10) as s:
+        s.headers["Accept-Encoding"] = None  # type: ignore[assignment]
+        s.headers["X-Kept"] = "yes"
+        sent = s.get(f"{httpbin_server.url}/headers").json()["headers"]
+        assert "Accept-Encoding" not in sent
+        assert sent["X-Kept"] == "yes"
+        again = s.get(f"{httpbin_server.url}/headers", headers={"Accept-Encoding": "gzip"}).json()["headers"]
+        assert again["Accept-Encoding"] == "gzip"  # a request may still send it
+
+
 # -- responses built by hand (test doubles) -------------------------------------------------------------------
 
 

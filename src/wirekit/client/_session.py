@@ -49,9 +49,22 @@ __all__ = ["Session", "default_headers", "session"]
 DEFAULT_REDIRECT_LIMIT = 30
 
 
+class SessionHeaders(Headers):
+    """``Session.headers``: ``Headers`` where setting a name to ``None`` removes it, so that it is not sent
+    (requests leaves out a session header set to None)."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._store.pop(key.lower(), None)
+        else:
+            super().__setitem__(key, value)
+
+
 def default_headers() -> Headers:
     """The headers every request carries unless told otherwise."""
-    return Headers(
+    return SessionHeaders(
         {
             "User-Agent": f"python-wirekit/{__version__}",
             "Accept-Encoding": ACCEPT_ENCODING,
@@ -293,7 +306,7 @@ class Session:
             parsed, full = scratch._url, scratch.url
         # headers: the session's, then the request's (a None value removes one)
         h = self.headers
-        if h.__class__ is Headers:
+        if h.__class__ is SessionHeaders or h.__class__ is Headers:
             copied = Headers.__new__(Headers)
             copied._store = {name: lines.copy() for name, lines in h._store.items()}
             h = copied

@@ -14,6 +14,7 @@ from pathlib import Path
 import certifi
 import pytest
 import urllib3
+from tests.aio import run
 from tests.servers import Endpoint, TLSEndpoint
 from tests.servers.scripted import ScriptedServer, read_request_head
 
@@ -317,3 +318,24 @@ def test_hang_up_without_an_answer_is_still_a_connection_error(
     server = scripted_server(reset)
     with pytest.raises(wirekit.ConnectionError):
         session.post(f"{server.url}/upload", data=b"x" * (8 * 1024 * 1024))
+
+
+def test_async_early_response_while_uploading(scripted_server: Callable[..., ScriptedServer]) -> None:
+    """``AsyncSession`` as ``Session``: the answer sent before the hang-up is the response; with none, the
+    write's ConnectionError."""
+    answering = scripted_server(_answer_early_and_reset)
+
+    def reset(conn: socket.socket) -> None:
+        read_request_head(conn)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    silent = scripted_server(reset)
+
+    async def main() -> tuple[int, bytes]:
+        async with wirekit.AsyncSession(timeout=10) as s:
+            r = await s.post(f"{answering.url}/upload", data=b"x" * (8 * 1024 * 1024))
+            with pytest.raises(wirekit.ConnectionError):
+                await s.post(f"{silent.url}/upload", data=b"x" * (8 * 1024 * 1024))
+            return r.status_code, r.content
+
+    assert run(main) == (413, b"too big!")

@@ -38,7 +38,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from wirekit.client._auth import AuthBase
-from wirekit.client._connection import _END, _NEED_DATA, ClientCore
+from wirekit.client._connection import _END, _NEED_DATA, ClientCore, _hung_up
 from wirekit.client._decoders import make_decoder
 from wirekit.client._models import HeadersType, HooksType, PreparedRequest, Response, chunk_bytes, iter_body
 from wirekit.client._multipart import MultipartBody
@@ -103,11 +103,14 @@ class AsyncHTTPConnection(ClientCore):
     (the stream's sink) and settles one future when the head, or the whole response, is in.
     """
 
-    __slots__ = ("_head", "_parts", "_waiter", "_whole", "head_at", "stream")
+    __slots__ = ("_head", "_parts", "_waiter", "_whole", "head_at", "send_error", "stream")
 
     def __init__(self, stream: AsyncStream, key: Any = None) -> None:
         super().__init__(key)
         self.stream = stream
+        # The error of a write the server hung up on: it may have answered first (413, 401, a redirect), and
+        # that answer is read as the response; when none came, this error is the request's (see _send_once).
+        self.send_error: ConnectionError | None = None
         self._waiter: asyncio.Future[Any] | None = None  # what expect_response returned, until settled
         self._whole = False
         self._head: _Head | None = None  # the head, while the rest of a whole response is awaited
@@ -130,6 +133,9 @@ class AsyncHTTPConnection(ClientCore):
             must_drain = self.stream.send_nowait(first)
         except BaseException as exc:
             error = self._failed_send(exc)
+            if _hung_up(exc):
+                self.send_error = exc
+                return None
             if error is exc:
                 raise
             raise error from exc
@@ -150,6 +156,9 @@ class AsyncHTTPConnection(ClientCore):
                 await send_all(h11.send(_END))
         except BaseException as exc:
             error = self._failed_send(exc)
+            if _hung_up(exc):
+                self.send_error = exc
+                return
             if error is exc:
                 raise
             raise error from exc
@@ -820,13 +829,18 @@ class AsyncHTTPTransport:
                             conn.head_at = time.perf_counter()
                         result = head if stream else (head, None)
                 except (RemoteDisconnected, ConnectionError) as exc:
+                    failed = exc
+                    if conn._head is None and conn.send_error is not None:
+                        failed = conn.send_error  # no answer came before the hang-up: the write's error
                     # before the head, on a connection the server may have closed while it was idle: once more
-                    if conn._head is None and reused and retry_on_new_connection(method, exc):
+                    if conn._head is None and reused and retry_on_new_connection(method, failed):
                         conn.close()
                         conn, reused = None, False
                         request.rewind_body()
                         continue
-                    raise
+                    if failed is exc:
+                        raise
+                    raise failed from failed.__cause__
                 break
         except BaseException as exc:
             head = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from errno import ECONNRESET, EPIPE
-from typing import Any
+from typing import Any, TypeGuard
 
 from wirekit.client._models import iter_body
 from wirekit.exceptions import (
@@ -124,7 +124,7 @@ class ClientCore:
         return self._h11.their_state is _SWITCHED_PROTOCOL
 
 
-def _hung_up(exc: BaseException) -> bool:
+def _hung_up(exc: BaseException) -> TypeGuard[ConnectionError]:
     """Whether a write failed because the peer reset or closed the connection (not a timeout or TLS error)."""
     cause = exc.__cause__
     return type(exc) is ConnectionError and isinstance(cause, OSError) and cause.errno in (ECONNRESET, EPIPE)

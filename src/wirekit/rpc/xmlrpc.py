@@ -35,10 +35,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import select
 import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
@@ -52,6 +54,11 @@ from xmlrpc.client import (
     METHOD_NOT_FOUND,
     MININT,
     NOT_WELLFORMED_ERROR,
+    PARSE_ERROR,
+    SERVER_ERROR,
+    SYSTEM_ERROR,
+    TRANSPORT_ERROR,
+    UNSUPPORTED_ENCODING,
     Binary,
     DateTime,
     Error,
@@ -66,11 +73,12 @@ from xmlrpc.client import (
 )
 
 import wirekit
-from wirekit.protocol import Limits
+from wirekit.exceptions import RemoteProtocolError
+from wirekit.protocol import NEED_DATA, SERVER, Connection, Data, EndOfMessage, Headers, Limits, Request, State
 from wirekit.rpc._registry import DEFAULT_MAX_BODY_SIZE, MethodNotFound, Registry, aread_answer, read_answer, read_body
 from wirekit.rpc._xmlsafe import DEFAULT_MAX_DEPTH, XMLRPCParseError, check_method_name, loads
 from wirekit.server import App, Response, Server, ServerRequest
-from wirekit.server._engine import to_response
+from wirekit.server._engine import _Body, to_response
 from wirekit.server._static import escape_for_log
 
 __all__ = [
@@ -83,16 +91,20 @@ __all__ = [
     "Fault",
     "MultiCall",
     "MultiCallIterator",
+    "MultiPathXMLRPCServer",
     "ProtocolError",
     "ResponseError",
     "ServerProxy",
     "SimpleXMLRPCDispatcher",
+    "SimpleXMLRPCRequestHandler",
     "SimpleXMLRPCServer",
     "XMLRPCDispatcher",
     "XMLRPCParseError",
     "boolean",
     "dumps",
+    "list_public_methods",
     "loads",
+    "resolve_dotted_attribute",
 ]
 
 _I8_MIN, _I8_MAX = -(2**63), 2**63 - 1
@@ -465,6 +477,8 @@ class XMLRPCDispatcher:
         self.max_body_size = max_body_size
         self.max_depth = max_depth
 
+    encode_threshold: int | None = _GZIP_THRESHOLD  # gzip larger responses (None: never), as the stdlib's handler
+
     # -- registering (the registry's, under xmlrpc.server's names) ------------------------------------
     @property
     def funcs(self) -> dict[str, Callable[..., Any]]:
@@ -532,7 +546,8 @@ class XMLRPCDispatcher:
         except Exception as exc:  # a result that XML-RPC cannot carry (None without allow_none, a big int...)
             text = dumps(Fault(1, f"{type(exc)}:{exc}"), encoding=self.encoding, allow_none=self.allow_none)
         body = text.encode(self.encoding, "xmlcharrefreplace")
-        if len(body) > _GZIP_THRESHOLD and "gzip" in request.headers.get("accept-encoding", ""):
+        threshold = self.encode_threshold
+        if threshold is not None and len(body) > threshold and "gzip" in request.headers.get("accept-encoding", ""):
             return Response(gzip.compress(body, 6), 200, {"Content-Encoding": "gzip"}, "text/xml")
         return Response(body, 200, None, "text/xml")
 
@@ -566,8 +581,11 @@ class XMLRPCDispatcher:
             app.post(path)(self.handle)
 
     # the standard library's name for the synchronous core, for code that calls it directly
-    def _marshaled_dispatch(self, data: bytes, dispatch_method: Any = None, path: Any = None) -> bytes:
-        """Parse a request, run it, and return the response body (blocking; runs its own event loop)."""
+    def _marshaled_dispatch(self, data: bytes | str, dispatch_method: Any = None, path: Any = None) -> bytes:
+        """Parse a request (bytes, or the text ``xmlrpc.client.dumps`` makes), run it, and return the response
+        body (blocking; runs its own event loop)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8", "xmlcharrefreplace")
         request = _LocalRequest(data)
         response = asyncio.run(self.handle(request))  # type: ignore[arg-type]
         assert isinstance(response.body, bytes)
@@ -594,16 +612,74 @@ class _LocalRequest:
 SimpleXMLRPCDispatcher = XMLRPCDispatcher
 
 
+def resolve_dotted_attribute(obj: Any, attr: str, allow_dotted_names: bool = True) -> Any:
+    """``xmlrpc.server.resolve_dotted_attribute``: ``obj.a.b`` for ``"a.b"``, refusing names that start with
+    ``_`` (AttributeError). wirekit's server never calls it with dotted names (see ``register_instance``)."""
+    attrs = attr.split(".") if allow_dotted_names else [attr]
+    for name in attrs:
+        if name.startswith("_"):
+            raise AttributeError(f"attempt to access private attribute {name!r}")
+        obj = getattr(obj, name)
+    return obj
+
+
+def list_public_methods(obj: Any) -> list[str]:
+    """``xmlrpc.server.list_public_methods``: the names of ``obj``'s callable attributes not starting with ``_``."""
+    return [name for name in dir(obj) if not name.startswith("_") and callable(getattr(obj, name))]
+
+
+class SimpleXMLRPCRequestHandler:
+    """``xmlrpc.server.SimpleXMLRPCRequestHandler``'s settings, for code that subclasses it.
+
+    ``SimpleXMLRPCServer(addr, requestHandler=Handler)`` reads ``rpc_paths`` (the paths answered; empty: every
+    path), ``protocol_version`` (see ``handle_request``) and ``encode_threshold`` (gzip responses larger than
+    it to clients that accept it; None: never) from the class, as the standard library's handler does. The
+    requests themselves are answered by wirekit's engine, not by handler objects: other methods a subclass
+    defines (``do_GET``, ``end_headers``) are not called, and the server warns about them (mount other
+    routes on ``server.app`` instead).
+    """
+
+    rpc_paths: tuple[str, ...] = ("/", "/RPC2")
+    encode_threshold: int | None = _GZIP_THRESHOLD
+    protocol_version = "HTTP/1.0"  # "HTTP/1.1": handle_request() keeps the connection for more requests
+
+
+_STDLIB_MODULES = ("builtins", "xmlrpc.server", "http.server", "socketserver")
+
+
+def _handler_settings(handler: Any) -> tuple[tuple[str, ...] | None, int | None]:
+    """``rpc_paths`` and ``encode_threshold`` of a ``requestHandler`` class (None, default when not given)."""
+    if handler is None:
+        return None, _GZIP_THRESHOLD
+    ignored = sorted(
+        name
+        for cls in getattr(handler, "__mro__", (handler,))
+        if cls is not SimpleXMLRPCRequestHandler and cls.__module__ not in _STDLIB_MODULES
+        for name, value in vars(cls).items()
+        if callable(value) and not name.startswith("__")
+    )
+    if ignored:
+        warnings.warn(
+            f"wirekit's SimpleXMLRPCServer reads only rpc_paths, protocol_version and encode_threshold of "
+            f"{handler.__name__}; "
+            f"its {', '.join(ignored)} will not be called",
+            stacklevel=3,
+        )
+    paths = getattr(handler, "rpc_paths", None)
+    return (tuple(paths) if paths is not None else None), getattr(handler, "encode_threshold", _GZIP_THRESHOLD)
+
+
 class SimpleXMLRPCServer(XMLRPCDispatcher):
     """``xmlrpc.server.SimpleXMLRPCServer`` on wirekit's HTTP/1.1 engine.
 
     The standard library's arguments: ``addr`` (host, port; port 0 picks one, see ``server_address``),
-    ``requestHandler`` (ignored: requests are answered by the engine), ``logRequests`` (one line per request
-    on stderr, XML-RPC, JSON-RPC or refused, in ``http.server``'s format: override ``log_message`` to send it
-    elsewhere),
-    ``allow_none``, ``encoding``, ``bind_and_activate`` (False: call ``server_bind()``/``server_activate()``
-    yourself), ``use_builtin_types``. wirekit keywords: ``rpc_paths`` (the paths answered, default ``"/"`` and
-    ``"/RPC2"``), ``jsonrpc_paths`` (JSON-RPC 2.0 on the same methods, e.g. ``("/jsonrpc",)``),
+    ``requestHandler`` (a ``SimpleXMLRPCRequestHandler`` subclass gives its ``rpc_paths`` and
+    ``encode_threshold``; requests are answered by the engine, see there), ``logRequests`` (one line per
+    request on stderr, XML-RPC, JSON-RPC or refused, in ``http.server``'s format: override ``log_message`` to
+    send it elsewhere), ``allow_none``, ``encoding``, ``bind_and_activate`` (False: call
+    ``server_bind()``/``server_activate()`` yourself), ``use_builtin_types``. wirekit keywords: ``rpc_paths``
+    (the paths answered: default the handler's, else ``"/"`` and ``"/RPC2"``; empty: every path),
+    ``jsonrpc_paths`` (JSON-RPC 2.0 on the same methods, e.g. ``("/jsonrpc",)``),
     ``max_body_size`` (413 past it), ``max_depth``, ``max_workers`` (threads for plain functions), ``tls`` (an
     ``ssl.SSLContext``), and ``keep_alive_timeout``.
 
@@ -624,7 +700,7 @@ class SimpleXMLRPCServer(XMLRPCDispatcher):
         bind_and_activate: bool = True,
         use_builtin_types: bool = False,
         *,
-        rpc_paths: Iterable[str] = ("/", "/RPC2"),
+        rpc_paths: Iterable[str] | None = None,
         jsonrpc_paths: Iterable[str] = (),
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_depth: int = DEFAULT_MAX_DEPTH,
@@ -643,9 +719,15 @@ class SimpleXMLRPCServer(XMLRPCDispatcher):
         )
         self.logRequests = logRequests
         self.server_address: Any = addr
+        handler_paths, self.encode_threshold = _handler_settings(requestHandler)
+        # handle_request() keeps a connection open for more requests only when the handler class says HTTP/1.1
+        self._handler_keep_alive = getattr(requestHandler, "protocol_version", None) == "HTTP/1.1"
+        if rpc_paths is None:
+            rpc_paths = handler_paths if handler_paths is not None else SimpleXMLRPCRequestHandler.rpc_paths
         self.rpc_paths = tuple(rpc_paths)
         self.app = App()
-        self.mount(self.app, *self.rpc_paths)
+        # no paths: every path is answered, as the stdlib's handler does with an empty rpc_paths
+        self.mount(self.app, *(self.rpc_paths or ("/", "/{path:path}")))
         jsonrpc_paths = tuple(jsonrpc_paths)
         if jsonrpc_paths:
             from wirekit.rpc.jsonrpc import JSONRPCDispatcher
@@ -737,6 +819,83 @@ class SimpleXMLRPCServer(XMLRPCDispatcher):
             self._serving.clear()
             self._done.set()
 
+    timeout: float | None = None  # handle_request() waits this long for a connection (None: no limit)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection (``handle_request`` calls it, as socketserver's does)."""
+        return self.socket.accept()
+
+    def handle_timeout(self) -> None:
+        """Called by ``handle_request`` when ``timeout`` passed without a connection; override it."""
+
+    def handle_request(self) -> None:
+        """Accept one connection and answer its requests (blocking, as ``socketserver``'s).
+
+        For code that calls it in a loop; ``serve_forever()`` serves connections concurrently and keeps them
+        alive. The wait for a connection is bounded by ``timeout`` and the socket's timeout (then
+        ``handle_timeout()`` runs); its requests are read with the engine's parser and limits. As in the standard
+        library, the connection closes after one request unless ``requestHandler.protocol_version`` is
+        ``"HTTP/1.1"`` (then it serves until the client closes it).
+        """
+        timeout = self.socket.gettimeout()
+        if timeout is None or (self.timeout is not None and self.timeout < timeout):
+            timeout = self.timeout
+        if timeout is not None and not select.select([self.socket], [], [], timeout)[0]:
+            self.handle_timeout()
+            return
+        try:
+            sock, client = self.get_request()
+        except OSError:
+            return
+        with sock:
+            sock.settimeout(self._keep_alive_timeout)
+            with contextlib.suppress(OSError):
+                self._answer_one(sock, client)
+
+    def _answer_one(self, sock: socket.socket, client: Any) -> None:
+        """Answer the requests of one connection, until it closes (``handle_request``)."""
+        conn = Connection(SERVER, limits=Limits(max_body_size=self.max_body_size))
+        while self._answer_next(conn, sock, client):
+            conn.start_next_cycle()
+
+    def _answer_next(self, conn: Connection, sock: socket.socket, client: Any) -> bool:
+        head: Request | None = None
+        chunks: list[bytes] = []
+        try:
+            while True:
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    conn.receive_data(sock.recv(65536))
+                elif isinstance(event, Request):
+                    head = event
+                    if conn.they_are_waiting_for_100_continue:
+                        sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                elif isinstance(event, Data):
+                    chunks.append(event.data)
+                elif isinstance(event, EndOfMessage) and head is not None:
+                    break
+                else:
+                    return False  # the client closed the connection
+        except RemoteProtocolError as exc:
+            status = exc.status_hint or 400
+            fields = Headers({"Content-Type": "text/plain; charset=utf-8", "Connection": "close"})
+            sock.sendall(conn.send_whole_response(status, fields, f"{status} {exc}\n".encode()))
+            return False
+        request = ServerRequest(head.method, head.target, head.headers, head.http_version, client)
+        request._body = _Body.of(b"".join(chunks))
+        handler = self._logged if self.logRequests else self.app.__call__
+
+        async def answer() -> Response:
+            return to_response(await handler(request))
+
+        response = asyncio.run(answer())
+        body = response.body
+        data = body if isinstance(body, bytes) else b"".join(body)  # type: ignore[arg-type]
+        if not self._handler_keep_alive:
+            response.headers["Connection"] = "close"
+        sock.sendall(conn.send_whole_response(response.status, response.headers, data))
+        return conn.our_state is State.DONE and conn.their_state is State.DONE
+
     def start_in_thread(self) -> SimpleXMLRPCServer:
         """Run ``serve_forever()`` in a daemon thread and return once it accepts connections (for tests)."""
         thread = threading.Thread(target=self.serve_forever, name="wirekit-xmlrpc", daemon=True)
@@ -772,6 +931,33 @@ class SimpleXMLRPCServer(XMLRPCDispatcher):
         self.server_close()
 
 
+class MultiPathXMLRPCServer(SimpleXMLRPCServer):
+    """``xmlrpc.server.MultiPathXMLRPCServer``: one dispatcher per path, other paths answered 404.
+
+    ``add_dispatcher(path, XMLRPCDispatcher())`` serves ``path`` (matched without its query string) with that
+    dispatcher's functions; ``get_dispatcher(path)`` returns it. The dispatchers are wirekit's
+    ``SimpleXMLRPCDispatcher`` (the same guards as the server's own).
+    """
+
+    def __init__(self, addr: tuple[str, int], *args: Any, **kwargs: Any) -> None:
+        super().__init__(addr, *args, **kwargs)
+        self.dispatchers: dict[str, XMLRPCDispatcher] = {}
+        self.app = App()  # no path of its own: only the dispatchers' (jsonrpc_paths are not served)
+
+    def add_dispatcher(self, path: str, dispatcher: XMLRPCDispatcher) -> XMLRPCDispatcher:
+        """Serve ``path`` with ``dispatcher``; returns it."""
+        if not isinstance(dispatcher, XMLRPCDispatcher):
+            # the stdlib's dispatchers parse with an unguarded parser: refused rather than run behind our guards
+            raise TypeError(f"a dispatcher is a wirekit SimpleXMLRPCDispatcher, not {type(dispatcher).__name__}")
+        self.dispatchers[path] = dispatcher
+        dispatcher.mount(self.app, path)
+        return dispatcher
+
+    def get_dispatcher(self, path: str) -> XMLRPCDispatcher:
+        return self.dispatchers[path]
+
+
 # names of the standard library's fault codes, for callers that check them
 __all__ += ["APPLICATION_ERROR", "INTERNAL_ERROR", "INVALID_METHOD_PARAMS", "INVALID_XMLRPC", "METHOD_NOT_FOUND"]
-__all__ += ["NOT_WELLFORMED_ERROR"]
+__all__ += ["NOT_WELLFORMED_ERROR", "PARSE_ERROR", "SERVER_ERROR", "SYSTEM_ERROR", "TRANSPORT_ERROR"]
+__all__ += ["UNSUPPORTED_ENCODING"]

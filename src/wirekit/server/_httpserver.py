@@ -29,6 +29,11 @@ What changes under the same API:
   ``setup`` or ``finish``, runs the classic way (one connection per worker, blocking
   socket I/O through a wirekit ``Stream``), still on wirekit's parser.
 * Log lines escape control characters (no terminal escape injection through a request line).
+* A handler tests without a server as with the stdlib: built on an object that is not a socket (a mock whose
+  ``makefile()`` returns a ``BytesIO``), or given ``rfile`` and ``wfile`` file objects, ``handle_one_request()``
+  reads one request from ``rfile`` (never past its end) and writes to ``wfile`` the bytes the classic driver
+  would send over a socket. ``parse_request()`` is there for handlers that write the stdlib's
+  ``handle_one_request`` out themselves.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from wirekit.protocol import (
     check_field,
 )
 from wirekit.protocol import Response as ResponseHead
-from wirekit.protocol._connection import _GOOD_NAMES, _GOOD_VALUES
+from wirekit.protocol._connection import _GOOD_NAMES, _GOOD_VALUES, _serialize_head
 from wirekit.server import _socketserver as socketserver
 from wirekit.server._engine import (
     WRITE_CHUNK,
@@ -73,6 +78,7 @@ from wirekit.server._engine import (
     _request_line,
     http_date,
 )
+from wirekit.server._socketserver import _StreamReader, _StreamWriter
 from wirekit.server._static import StaticFiles, escape_for_log
 
 __all__ = [
@@ -257,6 +263,22 @@ class _BodyWriter:
             self.write(line)
 
 
+class _HeadWriter:
+    """``_channel`` of a handler outside a driver (``parse_request``, ``send_*`` called directly).
+
+    The response head goes to ``wfile`` in one write when it ends; the handler writes the body there itself.
+    """
+
+    __slots__ = ("_handler",)
+
+    def __init__(self, handler: BaseHTTPRequestHandler) -> None:
+        self._handler = handler
+
+    def start_response(self, status: int, headers: list[tuple[str, str]], reason: str = "") -> None:
+        line = f"HTTP/1.1 {status} {reason or _PHRASES.get(status, '')}\r\n"
+        self._handler.wfile.write(_serialize_head(line, Headers(headers)))
+
+
 # -- the handler ------------------------------------------------------------------------------------
 _date_cache: list[Any] = [0, ""]
 _CONNECTION_METHODS = ("handle", "handle_one_request", "setup", "finish")
@@ -284,7 +306,10 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
     _request: ServerRequest | None = None  # the request being served
     _message: HTTPMessage | None = None  # its headers, once read (see ``headers``)
     close_connection: bool
-    _channel: Any
+    _stream: Stream | None = None  # the classic driver's connection (None: no socket, see handle_one_request)
+    _conn: Connection
+    _raw_line: bytes | None = None  # raw_requestline, when it was set (parse_request)
+    _channel: Any  # the response's channel (a driver's; a _HeadWriter outside the drivers)
     _pending_head: tuple[int, str] | None
     _fields: list[tuple[str, str]]
 
@@ -354,8 +379,15 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
 
     @property
     def raw_requestline(self) -> bytes:
-        """The request line as received (rebuilt from its parts)."""
+        """The request line as received (rebuilt from its parts, unless it was set for ``parse_request``)."""
+        raw = self._raw_line
+        if raw is not None:
+            return raw
         return (self.requestline + "\r\n").encode("latin-1")
+
+    @raw_requestline.setter
+    def raw_requestline(self, line: bytes) -> None:
+        self._raw_line = line
 
     # -- the response head --------------------------------------------------------------------------
     def send_response(self, code: int, message: str | None = None) -> None:
@@ -397,7 +429,14 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         self._pending_head = None
         code, message = pending
         reason = message if message and message != _PHRASES.get(code) else ""
-        self._channel.start_response(code, self._fields, reason)
+        try:
+            self._channel.start_response(code, self._fields, reason)
+        except AttributeError:
+            if "_channel" in self.__dict__:
+                raise
+            # send_response() & co. called directly, outside a driver (no channel): the head goes to wfile
+            self._channel = _HeadWriter(self)
+            self._channel.start_response(code, self._fields, reason)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Send an error page (HTML, ``error_message_format``) and close the connection after it."""
@@ -476,8 +515,17 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
 
     # -- the classic driver: one connection, blocking I/O (ForkingMixIn, overridden handle()) -----------
     def setup(self) -> None:
+        request = self.request
+        if not isinstance(request, socket.socket):
+            # no socket: a test double, as in the stdlib's own tests (a mock whose makefile() returns a
+            # BytesIO). Files from it, as the stdlib's setup() makes them; handle_one_request() then reads the
+            # request from rfile and writes the response to wfile (_handle_files)
+            self.connection = request
+            self.rfile = request.makefile("rb", self.rbufsize)
+            self.wfile = request.makefile("wb", self.wbufsize)
+            return
         super().setup()
-        self._stream: Stream = self.rfile._stream  # type: ignore[attr-defined]
+        self._stream = self.rfile._stream  # type: ignore[attr-defined]
         self._conn = Connection(SERVER, limits=getattr(self.server, "limits", None))
 
     def handle(self) -> None:
@@ -487,8 +535,17 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             self.handle_one_request()
 
     def handle_one_request(self) -> None:
-        """Read one request from the connection and answer it (the classic driver)."""
-        conn, stream = self._conn, self._stream
+        """Read one request from the connection and answer it (the classic driver).
+
+        Without a socket, or when ``rfile`` or ``wfile`` are file objects put there in place of the driver's
+        (a handler tested without a server, as the stdlib's tests do), the request is read from ``rfile``, no
+        further than its end, and the response written to ``wfile``: the same bytes as over a socket.
+        """
+        stream = self._stream
+        if stream is None or type(self.rfile) not in _DRIVER_RFILES or type(self.wfile) not in _DRIVER_WFILES:
+            self._handle_files()
+            return
+        conn = self._conn
         self.close_connection = True
         try:
             event = conn.next_event()
@@ -503,7 +560,7 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         except RemoteProtocolError as exc:
             status, message = exc.status_hint or 400, str(exc)
             self._log_refused(status, message, _request_line(conn, message))
-            self._classic_error(status, message)
+            _send_refusal(conn, stream, status, message)
             return
         except (WirekitError, OSError):
             return
@@ -524,10 +581,100 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             return
         self.close_connection = not channel.reusable()
 
-    def _classic_error(self, status: int, message: str) -> None:
-        with contextlib.suppress(LocalProtocolError, WirekitError, OSError):
-            headers = Headers({"Content-Type": "text/plain; charset=utf-8", "Connection": "close"})
-            self._stream.send_all(self._conn.send_whole_response(status, headers, f"{status} {message}\n".encode()))
+    def _handle_files(self) -> None:
+        """``handle_one_request`` on ``self.rfile`` and ``self.wfile`` (see there): the classic driver's steps."""
+        rfile: Any = self.rfile
+        wfile: Any = self.wfile
+        # the driver's body reader or writer left by a request before: the socket's own files instead
+        source: Any = _StreamReader(self._stream, 0) if type(rfile) is _BodyReader and self._stream else rfile
+        sink: Any = _StreamWriter(self._stream, 0) if type(wfile) is _BodyWriter and self._stream else wfile
+        files = _Files(source, sink)
+        conn = Connection(SERVER, limits=getattr(getattr(self, "server", None), "limits", None))
+        self.close_connection = True
+        self._raw_line = None
+        try:
+            event = _next_event(conn, files)
+        except RemoteProtocolError as exc:
+            status, message = exc.status_hint or 400, str(exc)
+            self._log_refused(status, message, _request_line(conn, message))
+            _send_refusal(conn, files, status, message)
+            _flush(sink)
+            return
+        except (WirekitError, OSError, ValueError):  # (ValueError: a closed file)
+            return
+        if not isinstance(event, Request):
+            return  # end of file
+        files.body_follows(event.headers)
+        body = _StreamBody(conn, files)
+        channel = _StreamChannel(self, conn, files, body)
+        if conn.they_are_waiting_for_100_continue:
+            files.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request = ServerRequest(event.method, event.target, event.headers, event.http_version, self.client_address)
+        request._body = body  # type: ignore[assignment]
+        # (_serve puts the body reader and writer there for the do_* method; the files come back after it)
+        self.__dict__.pop("rfile", None)
+        self.__dict__.pop("wfile", None)
+        try:
+            self._serve(request, channel)
+            channel.finish()
+            self.close_connection = not channel.reusable()
+        except (WirekitError, OSError):
+            self.close_connection = True  # (a body cut short: the end of the file is the end of the connection)
+        finally:
+            self.rfile, self.wfile = rfile, wfile
+            self.__dict__.pop("_channel", None)  # send_response() & co. called directly: to wfile again
+            _flush(sink)
+
+    # -- a request parsed by hand (the stdlib's handle_one_request, written out in a handler) -----------------
+    def parse_request(self) -> bool:
+        """Parse ``self.raw_requestline`` and the header lines after it in ``self.rfile`` (the stdlib's method).
+
+        Sets ``command``, ``path``, ``request_version``, ``requestline``, ``headers`` and ``close_connection``,
+        and returns True; or answers the error (400, 414, 431, 505...) with ``send_error`` and returns False.
+        The request is checked by wirekit's parser, with the server's ``limits``. ``send_response()``,
+        ``send_header()`` and ``end_headers()`` then write the response head to ``self.wfile``, the handler
+        writes the body there itself, as with the stdlib.
+        """
+        self.command = None  # type: ignore[assignment]
+        self.request_version = self.default_request_version
+        self.close_connection = True
+        self._channel = _HeadWriter(self)
+        self._pending_head = None
+        raw = self._raw_line
+        if raw is None:
+            raw = b""
+        self.requestline = str(raw, "iso-8859-1").rstrip("\r\n")
+        conn = Connection(SERVER, limits=getattr(getattr(self, "server", None), "limits", None))
+        files = _Files(self.rfile, self.wfile)
+        try:
+            conn.receive_data(raw if raw.endswith(b"\n") else raw + b"\r\n")
+            event = _next_event(conn, files)
+        except RemoteProtocolError as exc:
+            status, message = exc.status_hint or 400, str(exc)
+            self.send_error(status, message)
+            return False
+        except (WirekitError, OSError):
+            return False
+        if not isinstance(event, Request):
+            self.send_error(HTTPStatus.BAD_REQUEST, "Incomplete request head")
+            return False
+        self.command = event.method
+        self.path = event.target
+        version = event.http_version
+        self.request_version = _VERSIONS.get(version) or "HTTP/" + version
+        self.requestline = f"{event.method} {event.target} {self.request_version}"
+        self._request = ServerRequest(event.method, event.target, event.headers, version, self.client_address)
+        self._message = None
+        self.close_connection = not conn.keep_alive
+        if conn.they_are_waiting_for_100_continue and self.protocol_version >= "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
+
+    def handle_expect_100(self) -> bool:
+        """Answer ``Expect: 100-continue`` (``parse_request``): send ``100 Continue``; False refuses the request."""
+        self.send_response_only(HTTPStatus.CONTINUE)
+        self.end_headers()
+        return True
 
 
 _PHRASES = {int(s): s.phrase for s in HTTPStatus}
@@ -536,7 +683,63 @@ _DO_NAMES = {m: "do_" + m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 _IDLE, _SEND_BODY, _DONE = State.IDLE, State.SEND_BODY, State.DONE  # globals: cheaper than State.X on 3.11
 
 
-def _next_event(conn: Connection, stream: Stream) -> Any:
+_DRIVER_RFILES = (_StreamReader, _BodyReader)  # what the classic driver leaves in rfile and wfile
+_DRIVER_WFILES = (_StreamWriter, _BodyWriter)
+_LINE_PIECE = 65536  # at most this much of a line is read from a file at once
+_BODY_PIECE = 65536
+
+
+def _send_refusal(conn: Connection, stream: Any, status: int, message: str) -> None:
+    """Answer a request refused by the parser (the classic driver; logged by the caller)."""
+    with contextlib.suppress(LocalProtocolError, WirekitError, OSError, ValueError):
+        headers = Headers({"Content-Type": "text/plain; charset=utf-8", "Connection": "close"})
+        stream.send_all(conn.send_whole_response(status, headers, f"{status} {message}\n".encode()))
+
+
+def _flush(file: Any) -> None:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        file.flush()
+
+
+class _Files:
+    """The ``Stream`` methods the classic driver uses, on a handler's ``rfile`` and ``wfile`` (no socket).
+
+    ``read()`` never reads past the request, since ``rfile`` may hold the next one: the head line by line
+    (``readline``), then a ``Content-Length`` body by ``read(n)`` up to its length, a chunked one line by line
+    again (every chunk and the message end with a line feed).
+    """
+
+    __slots__ = ("_remaining", "_rfile", "_wfile", "deadline")
+
+    def __init__(self, rfile: Any, wfile: Any) -> None:
+        self._rfile, self._wfile = rfile, wfile
+        self._remaining: int | None = None  # bytes of body left to read; None: line by line
+        self.deadline: float | None = None  # (a Stream's; files have no timeouts)
+
+    def body_follows(self, headers: Headers) -> None:
+        """The request head was read: its body is next (the parser checked the framing headers)."""
+        if "transfer-encoding" in headers:
+            self._remaining = None
+        else:
+            self._remaining = int(headers.get("content-length") or 0)
+
+    def read(self) -> bytes:
+        remaining = self._remaining
+        if remaining is None:
+            data = self._rfile.readline(_LINE_PIECE)
+        elif remaining <= 0:
+            return b""
+        else:
+            data = self._rfile.read(min(remaining, _BODY_PIECE))
+            if data:
+                self._remaining = remaining - len(data)
+        return bytes(data) if data else b""
+
+    def send_all(self, data: bytes) -> None:
+        self._wfile.write(data)
+
+
+def _next_event(conn: Connection, stream: Stream | _Files) -> Any:
     while True:
         event = conn.next_event()
         if event is not NEED_DATA:
@@ -547,7 +750,7 @@ def _next_event(conn: Connection, stream: Stream) -> Any:
 class _StreamBody:
     """The request body read straight from the socket (the classic driver)."""
 
-    def __init__(self, conn: Connection, stream: Stream) -> None:
+    def __init__(self, conn: Connection, stream: Stream | _Files) -> None:
         self._conn, self._stream = conn, stream
         self.done = False
 
@@ -567,7 +770,9 @@ class _StreamBody:
 class _StreamChannel:
     """``ResponseChannel``'s interface over a blocking socket (the classic driver)."""
 
-    def __init__(self, handler: BaseHTTPRequestHandler, conn: Connection, stream: Stream, body: _StreamBody) -> None:
+    def __init__(
+        self, handler: BaseHTTPRequestHandler, conn: Connection, stream: Stream | _Files, body: _StreamBody
+    ) -> None:
         self._handler, self._conn, self._stream, self._body = handler, conn, stream, body
         self.head: tuple[int, Headers, str] | None = None
         self._started = False

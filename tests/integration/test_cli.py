@@ -501,15 +501,7 @@ def rpc_serve(tmp_path: Path) -> Iterator[str]:
     """``wirekit rpc serve`` in a subprocess (cwd: a directory with rpcfuncs.py) on a free port: its base URL."""
     (tmp_path / "rpcfuncs.py").write_text(textwrap.dedent(_RPC_MODULE))
     functions = ("rpcfuncs:add", "rpcfuncs:shout", "rpcfuncs:explode")
-    process = subprocess.Popen(
-        [sys.executable, "-W", "error", "-m", "wirekit", "rpc", "serve", *functions, "--port", "0"],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=_env(),
-    )
-    assert process.stderr is not None
+    process = _spawn("rpc", "serve", *functions, "--port", "0", cwd=tmp_path)
     try:
         line = _read_line(process.stderr, deadline=time.monotonic() + 30)
         match = re.search(rb"on (http://127\.0\.0\.1:\d+)/RPC2 \(XML-RPC\) and \1/jsonrpc \(JSON-RPC\)", line)
@@ -517,17 +509,36 @@ def rpc_serve(tmp_path: Path) -> Iterator[str]:
         assert line.startswith(b"wirekit rpc: add, shout, explode on ")
         yield match.group(1).decode()
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            returncode = process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-            raise
-        rest = process.stderr.read()
-        process.stderr.close()
+        _interrupt(process)
+
+
+def _spawn(*args: str, cwd: Path | None = None) -> Any:
+    """``python -m wirekit ARGS`` (warnings as errors) with its stderr piped: a server prints its URL there."""
+    return subprocess.Popen(
+        [sys.executable, "-W", "error", "-m", "wirekit", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+
+
+def _interrupt(process: Any) -> bytes:
+    """Ctrl-C a server from ``_spawn`` and wait for it (bounded); the rest of its stderr. It must exit 0 and
+    print no traceback."""
+    process.send_signal(signal.SIGINT)
+    try:
+        returncode = process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+        raise
+    rest: bytes = process.stderr.read()
+    process.stderr.close()
     assert returncode == 0, rest
     assert b"Traceback" not in rest, rest.decode()
+    return rest
 
 
 def _read_line(stream: Any, deadline: float) -> bytes:
@@ -703,26 +714,8 @@ def test_serve_prints_the_real_port_and_logs_every_request(tmp_path: Path, worke
     import socket
 
     (tmp_path / "hello.txt").write_text("hello\n")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-W",
-            "error",
-            "-m",
-            "wirekit",
-            "serve",
-            str(tmp_path),
-            "--port",
-            "0",
-            "--workers",
-            f"{workers}",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=_env(),
-    )
-    assert process.stderr is not None
+    process = _spawn("serve", str(tmp_path), "--port", "0", "--workers", f"{workers}")
+    log = b""
     try:
         line = _read_line(process.stderr, deadline=time.monotonic() + 30)
         match = re.search(rb"on http://127\.0\.0\.1:(\d+)/ ", line)
@@ -738,18 +731,11 @@ def test_serve_prints_the_real_port_and_logs_every_request(tmp_path: Path, worke
                 sock.sendall(raw)
                 answers.append(sock.recv(100).split(b"\r\n")[0])
         assert answers == [b"HTTP/1.1 505 HTTP Version Not Supported", b"HTTP/1.1 400 Bad Request"]
-        log = b""
         deadline = time.monotonic() + 10
         while log.count(b"\n") < 6:  # the lines may come from either worker, a moment after the answers
             log += _read_line(process.stderr, deadline)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-        process.stderr.close()
+        log += _interrupt(process)
     lines = log.decode().splitlines()
     stamp = r"127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\] "
     assert sum(bool(re.fullmatch(stamp + r'"GET /hello\.txt HTTP/1\.1" 200', x)) for x in lines) == 4, lines

@@ -568,18 +568,23 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             stream.deadline = None
         if not isinstance(event, Request):
             return  # the client closed the connection
+        try:
+            self.close_connection = not self._answer(conn, stream, event)
+        except (WirekitError, OSError):
+            return
+
+    def _answer(self, conn: Connection, stream: Any, event: Request) -> bool:
+        """Run the ``do_*`` method for ``event`` (its body and the response through ``stream``: a socket's, or
+        ``_Files``); whether the connection can carry another request."""
         body = _StreamBody(conn, stream)
         channel = _StreamChannel(self, conn, stream, body)
         if conn.they_are_waiting_for_100_continue:
             stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
         request = ServerRequest(event.method, event.target, event.headers, event.http_version, self.client_address)
         request._body = body  # type: ignore[assignment]
-        try:
-            self._serve(request, channel)
-            channel.finish()
-        except (WirekitError, OSError):
-            return
-        self.close_connection = not channel.reusable()
+        self._serve(request, channel)
+        channel.finish()
+        return channel.reusable()
 
     def _handle_files(self) -> None:
         """``handle_one_request`` on ``self.rfile`` and ``self.wfile`` (see there): the classic driver's steps."""
@@ -605,19 +610,11 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         if not isinstance(event, Request):
             return  # end of file
         files.body_follows(event.headers)
-        body = _StreamBody(conn, files)
-        channel = _StreamChannel(self, conn, files, body)
-        if conn.they_are_waiting_for_100_continue:
-            files.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request = ServerRequest(event.method, event.target, event.headers, event.http_version, self.client_address)
-        request._body = body  # type: ignore[assignment]
         # (_serve puts the body reader and writer there for the do_* method; the files come back after it)
         self.__dict__.pop("rfile", None)
         self.__dict__.pop("wfile", None)
         try:
-            self._serve(request, channel)
-            channel.finish()
-            self.close_connection = not channel.reusable()
+            self.close_connection = not self._answer(conn, files, event)
         except (WirekitError, OSError):
             self.close_connection = True  # (a body cut short: the end of the file is the end of the connection)
         finally:

@@ -224,3 +224,22 @@ def test_marshaled_dispatch_takes_the_text_dumps_makes() -> None:
     assert stdclient.loads(answer) == ((None,), None)
     assert log == [b"my dog has fleas", when, "h\u00e9"]
     assert [type(x) for x in log] == [bytes, datetime.datetime, str]
+
+
+def test_request_headers_list_like_the_stdlib_message() -> None:
+    """``self.headers.items()``/``keys()``/``values()`` in a handler are lists with repeated fields, as
+    ``http.client.parse_headers`` gives them (test_httpservers compares them with sequences). (A repeated
+    field comes next to its first occurrence: the order of interleaved names is not kept.)"""
+    import http.client
+    import io
+
+    from wirekit.protocol import Headers
+    from wirekit.server import HTTPMessage
+
+    raw = [(b"Host", b"x"), (b"Cookie", b"a=1"), (b"Cookie", b"b=2"), (b"Accept", b"*/*")]
+    ours = HTTPMessage.view(Headers.from_raw(raw))
+    theirs = http.client.parse_headers(io.BytesIO(b"".join(k + b": " + v + b"\r\n" for k, v in raw) + b"\r\n"))
+    assert ours.items() == theirs.items()
+    assert ours.keys() == theirs.keys()
+    assert ours.values() == theirs.values()
+    assert ours.get_all("cookie") == theirs.get_all("cookie") == ["a=1", "b=2"]

@@ -144,6 +144,19 @@ class HTTPMessage(Headers):
         charset = self.get_param("charset")
         return charset.lower() if charset else failobj
 
+    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
+        """Every field, repeated names included (``email.message.Message.items``; a repeated name comes next
+        to its first occurrence)."""
+        return self.multi_items()
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        """Every field name, repeated names included (``email.message.Message.keys``)."""
+        return [name for name, _ in self.multi_items()]
+
+    def values(self) -> list[str]:  # type: ignore[override]
+        """Every field value, in order (``email.message.Message.values``)."""
+        return [value for _, value in self.multi_items()]
+
     def as_string(self) -> str:
         return "".join(f"{k}: {v}\n" for k, v in self.multi_items()) + "\n"
 

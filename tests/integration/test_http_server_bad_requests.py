@@ -204,3 +204,17 @@ def test_same_log_lines_as_the_stdlib_for_http_2() -> None:
         == logged["stdlib"]
         == ["code 505, message Invalid HTTP version (2.0)", '"GET /v HTTP/2.0" 505 -']
     )
+
+
+def test_head_timeout_answered_408_and_logged() -> None:
+    """A head that does not arrive within ``header_timeout`` gets 408, logged as the other refusals (the
+    stdlib logs ``Request timed out``); the server serves on."""
+    handler, lines = make_handler(http_server)
+    with run_http_server(http_server.HTTPServer, handler, header_timeout=0.3) as srv:
+        answer = exchange(srv.server_address, b"GET /slow HTTP/1.1\r\nHost: t\r\n")  # never ends the head
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+        assert wait_for_lines(lines, 2) == [
+            "code 408, message the request head did not arrive in time",
+            '"" 408 -',
+        ]
+        assert exchange(srv.server_address, GOOD).startswith(b"HTTP/1.1 200 ")

@@ -390,10 +390,11 @@ class BlockingHandler:
     def protocol_error(self, state: Any, status: int, message: str, request_line: str) -> None:
         """The engine answered ``status`` to a request it refused without calling ``handle``; nothing by default.
 
-        A malformed or unsupported request (400, 414, 431, 501, 505) or a body too large (413): ``message`` is
-        the reason (the body of the answer), ``request_line`` the request line as far as it is known ("" when
-        it could not be read whole). Called after the answer went out, in the worker pool as ``handle`` is (a
-        subclass may log there, slowly), and only when a subclass overrides it.
+        A malformed or unsupported request (400, 414, 431, 501, 505), a body too large (413) or a head that
+        did not arrive in time (408): ``message`` is the reason (the body of the answer), ``request_line`` the
+        request line as far as it is known ("" when it could not be read whole). Called after the answer went
+        out, in the worker pool as ``handle`` is (a subclass may log there, slowly), and only when a subclass
+        overrides it.
         """
 
 
@@ -601,12 +602,16 @@ class _HTTPProtocol(asyncio.Protocol):
             return
         if self.conn.their_state is _IDLE and self.conn._cb.in_head:
             # No request was parsed, so the protocol core has nothing to answer: the 408 is written as is.
-            body = b"408 the request head did not arrive in time\n"
+            message = "the request head did not arrive in time"
+            body = f"408 {message}\n".encode()
             head = (
                 f"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nDate: {http_date()}\r\n"
                 f"Server: {SERVER_NAME}\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
             )
             self._write(head.encode("latin-1") + body)
+            self._close()
+            self._tell_refused(408, message, "")  # (logged as the other refusals; the line never came whole)
+            return
         self._close()
 
     # -- the state machine ----------------------------------------------------------------------
@@ -884,6 +889,10 @@ class _HTTPProtocol(asyncio.Protocol):
         was_open = not self.closing
         if not self._reply_error(status, message) or not was_open:
             return  # nothing went out
+        self._tell_refused(status, message, request_line)
+
+    def _tell_refused(self, status: int, message: str, request_line: str | None) -> None:
+        """Tell ``on_refused`` and a blocking handler's ``protocol_error`` of a refusal that went out."""
         server = self.server
         blocking = server.blocking
         told = blocking is not None and type(blocking).protocol_error is not BlockingHandler.protocol_error
@@ -1237,8 +1246,9 @@ class Server:
     ``start_in_thread()`` serves from a background thread, for tests and embedding.
 
     ``on_refused(client, status, message, request_line)`` is called on the loop after the server answered a
-    request it refused before any handler saw it (malformed 400, 431, 501, 505; body too large 413), for an
-    access log: ``request_line`` is the line as far as it was read ("" when it was not). Keep it quick.
+    request it refused before any handler saw it (malformed 400, 431, 501, 505; body too large 413; a head
+    not sent within ``header_timeout`` 408), for an access log: ``request_line`` is the line as far as it was
+    read ("" when it was not). Keep it quick.
     """
 
     def __init__(

@@ -7,6 +7,7 @@ options it passes. Warnings are errors in the child too (``-W error``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
 import os
@@ -741,3 +742,60 @@ def test_serve_prints_the_real_port_and_logs_every_request(tmp_path: Path, worke
     assert sum(bool(re.fullmatch(stamp + r'"GET /hello\.txt HTTP/1\.1" 200', x)) for x in lines) == 4, lines
     assert any(re.fullmatch(stamp + r'"GET /hello\.txt HTTP/2\.0" 505', x) for x in lines), lines
     assert any(re.fullmatch(stamp + r'"" 400', x) for x in lines), lines
+
+
+def _processes_with(marker: str) -> dict[int, int]:
+    """pid -> parent pid of the processes whose command line holds ``marker`` (Linux /proc)."""
+    found: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if marker.encode() not in f.read():
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                found[int(entry)] = int(f.read().rpartition(")")[2].split()[1])
+        except OSError:
+            continue
+    return found
+
+
+def _gone(marker: str, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _processes_with(marker)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+@pytest.mark.parametrize("how", ["ctrl-c at start", "parent killed"])
+def test_serve_workers_never_outlive_the_server(tmp_path: Path, how: str) -> None:
+    """``wirekit serve --workers 2``: a Ctrl-C as soon as it starts (while the workers are being forked) stops
+    them all, and workers whose parent is killed outright (SIGKILL, no chance to tell them) stop too."""
+    served = tmp_path / f"served-{how.replace(' ', '-')}"
+    served.mkdir()
+    (served / "a.txt").write_text("a")
+    process = _spawn("serve", str(served), "--port", "0", "--workers", "2")
+    try:
+        line = _read_line(process.stderr, deadline=time.monotonic() + 30)
+        if how == "ctrl-c at start":
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+        else:
+            match = re.search(rb"on http://127\.0\.0\.1:(\d+)/ ", line)
+            assert match is not None, line
+            assert wirekit.get(f"http://127.0.0.1:{match.group(1).decode()}/a.txt", timeout=10).text == "a"
+            deadline = time.monotonic() + 10
+            while len(_processes_with(str(served))) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            workers = [pid for pid, ppid in _processes_with(str(served)).items() if ppid == process.pid]
+            assert len(workers) == 2
+            process.kill()
+            process.wait(timeout=30)
+        assert _gone(str(served)), _processes_with(str(served))
+    finally:
+        for pid in _processes_with(str(served)):  # (never left behind, whatever failed above)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.stderr.close()

@@ -27,6 +27,7 @@ import re
 import signal
 import socket
 import ssl
+import sys
 import threading
 import time
 import types
@@ -1482,8 +1483,15 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def run_workers(make_server: Callable[[socket.socket | None], Server], workers: int) -> None:
-    """Run ``workers`` processes serving one port (SO_REUSEPORT where the OS has it, else a shared socket)."""
+    """Run ``workers`` processes serving one port (SO_REUSEPORT where the OS has it, else a shared socket).
+
+    SIGINT or SIGTERM to this process stops every worker, also one that comes while they are being started;
+    on Linux a worker also stops when this process dies without telling it (SIGKILL).
+    """
     if workers <= 1:
         make_server(None).run()
         return
@@ -1492,28 +1500,31 @@ def run_workers(make_server: Callable[[socket.socket | None], Server], workers: 
     shared: socket.socket | None = None
     if not hasattr(socket, "SO_REUSEPORT"):
         shared = socket.create_server((probe.host, probe.port), backlog=probe.backlog)
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            code = 0
-            try:
-                server = make_server(shared)
-                if shared is None:
-                    server.reuse_port = True
-                server.run()
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        children.append(pid)
+
+    stopped: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:
+        stopped.append(signum)  # (no more workers are started)
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    previous = [signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)]
+    # installed before the first fork, and the signals held back around each fork: a Ctrl-C while the workers
+    # start reaches every worker already there, and none is left without its parent
+    previous = [signal.signal(sig, forward) for sig in _STOP_SIGNALS]
+    parent = os.getpid()
     try:
+        for _ in range(workers):
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            try:
+                if stopped:
+                    break
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - child
+                    _worker(make_server, shared, parent)
+                children.append(pid)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         for pid in children:
             while True:
                 try:
@@ -1522,7 +1533,31 @@ def run_workers(make_server: Callable[[socket.socket | None], Server], workers: 
                 except InterruptedError:
                     continue
     finally:
-        for sig, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+        for sig, handler in zip(_STOP_SIGNALS, previous, strict=True):
             signal.signal(sig, handler)
         if shared is not None:
             shared.close()
+
+
+def _worker(make_server: Callable[[socket.socket | None], Server], shared: socket.socket | None, parent: int) -> None:
+    """A worker process of ``run_workers``, just forked (its stop signals still held back); never returns."""
+    code = 0
+    try:
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)  # (not the parent's forward(): Server.run sets its own)
+        if sys.platform == "linux":
+            with contextlib.suppress(OSError, AttributeError):
+                import ctypes
+
+                ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            return  # the parent is gone already
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        server = make_server(shared)
+        if shared is None:
+            server.reuse_port = True
+        server.run()
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)

@@ -234,7 +234,9 @@ def test_with_continue_1_0(handler: SocketlessRequestHandler) -> None:
 def test_with_continue_1_1(handler: SocketlessRequestHandler) -> None:
     out = send(handler, b"GET / HTTP/1.1\r\n" + HOST + b"Expect: 100-continue\r\n\r\n")
     lines = out.split(b"\r\n")
-    assert lines[:3] == [b"HTTP/1.1 100 Continue", b"", b"HTTP/1.1 200 OK"]
+    # wirekit: the 100 Continue goes out when the handler first reads the body (the next test), and this GET
+    # has none to read; the stdlib sends it before calling do_GET
+    assert lines[0] == b"HTTP/1.1 200 OK"
     assert handler.get_called
     assert handler.request_version == "HTTP/1.1"
     assert list(handler.headers.items()) == [("Host", "localhost"), ("Expect", "100-continue")]

@@ -102,7 +102,18 @@ class _Body:
     reading the socket, and reading resumes once the handler drained the buffer.
     """
 
-    __slots__ = ("_buffered", "_chunks", "_cond", "_done", "_error", "_paused", "_proto", "_waiter", "consumed")
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_cond",
+        "_continue",
+        "_done",
+        "_error",
+        "_paused",
+        "_proto",
+        "_waiter",
+        "consumed",
+    )
 
     def __init__(self, proto: _HTTPProtocol | None) -> None:
         self._proto = proto
@@ -113,6 +124,7 @@ class _Body:
         self._waiter: asyncio.Future[None] | None = None
         self._cond: threading.Condition | None = None
         self._paused = False
+        self._continue = False  # the client waits for a 100 Continue: sent when the body is first read
         self.consumed = False
 
     # loop side
@@ -167,6 +179,9 @@ class _Body:
     # coroutine side
     async def aread(self) -> bytes:
         """The next piece of the body; ``b""`` at its end. Raises the error that cut it short."""
+        if self._continue:
+            self._continue = False
+            self._proto.send_continue()  # type: ignore[union-attr]
         while not self._chunks:
             if self._done:
                 self.consumed = True
@@ -181,6 +196,11 @@ class _Body:
     # worker-thread side
     def read_blocking(self, timeout: float | None) -> bytes:
         """The next piece of the body, waiting in this thread; ``b""`` at its end."""
+        if self._continue:
+            self._continue = False
+            proto = self._proto
+            assert proto is not None
+            proto.loop.call_soon_threadsafe(proto.send_continue)
         if not self._chunks and not self._done:
             if self._cond is None:
                 self._cond = threading.Condition()
@@ -679,8 +699,9 @@ class _HTTPProtocol(asyncio.Protocol):
                     self._refuse(413, f"body larger than {limit} bytes", f"{method} {target} HTTP/{version}")
                     return
             body = self.body = _Body(self)
-            if conn.they_are_waiting_for_100_continue:
-                self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            # Expect: 100-continue: the 100 goes out when the handler first reads the body, so a request it
+            # answers without reading (401, 413, a redirect) never has its body sent (RFC 9110 10.1.1)
+            body._continue = conn.they_are_waiting_for_100_continue
         # ServerRequest(method, target, headers, version, self.client, body), built without calling the class
         # (cheaper on this path, once per request)
         request = _new_object(ServerRequest)
@@ -960,6 +981,11 @@ class _HTTPProtocol(asyncio.Protocol):
         if self.transport is not None and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
+
+    def send_continue(self) -> None:
+        """``100 Continue`` (the handler reads a body the client holds back), unless the answer has begun."""
+        if not self.closing and self.conn.our_state is _IDLE:
+            self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def resume_body_threadsafe(self) -> None:
         if threading.get_ident() == self.server.loop_thread:

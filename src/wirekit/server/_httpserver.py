@@ -589,10 +589,8 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
     def _answer(self, conn: Connection, stream: Any, event: Request) -> bool:
         """Run the ``do_*`` method for ``event`` (its body and the response through ``stream``: a socket's, or
         ``_Files``); whether the connection can carry another request."""
-        body = _StreamBody(conn, stream)
+        body = _StreamBody(conn, stream, conn.they_are_waiting_for_100_continue)
         channel = _StreamChannel(self, conn, stream, body)
-        if conn.they_are_waiting_for_100_continue:
-            stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
         request = ServerRequest(event.method, event.target, event.headers, event.http_version, self.client_address)
         request._body = body  # type: ignore[assignment]
         self._serve(request, channel)
@@ -758,13 +756,22 @@ def _next_event(conn: Connection, stream: Stream | _Files) -> Any:
 
 
 class _StreamBody:
-    """The request body read straight from the socket (the classic driver)."""
+    """The request body read straight from the socket (the classic driver).
 
-    def __init__(self, conn: Connection, stream: Stream | _Files) -> None:
+    ``continue_first``: the client waits for ``100 Continue`` (``Expect: 100-continue``); it is sent on the
+    first read, so a request answered without reading its body never has the body sent (as on the engine).
+    """
+
+    def __init__(self, conn: Connection, stream: Stream | _Files, continue_first: bool = False) -> None:
         self._conn, self._stream = conn, stream
         self.done = False
+        self.continue_first = continue_first
 
     def read_blocking(self, timeout: float | None) -> bytes:
+        if self.continue_first:
+            self.continue_first = False
+            if self._conn.our_state is _IDLE:
+                self._stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
         while not self.done:
             event = _next_event(self._conn, self._stream)
             if isinstance(event, Data):
@@ -839,8 +846,8 @@ class _StreamChannel:
 
     def reusable(self) -> bool:
         conn = self._conn
-        if self._closing or conn.our_state is not _DONE:
-            return False
+        if self._closing or conn.our_state is not _DONE or self._body.continue_first:
+            return False  # (a body never invited with 100 Continue is not waited for: the connection closes)
         while conn.their_state is _SEND_BODY:  # drain what the handler did not read
             if not self._body.read_blocking(None) and self._body.done:
                 break

@@ -200,7 +200,8 @@ class _Body:
             self._continue = False
             proto = self._proto
             assert proto is not None
-            proto.loop.call_soon_threadsafe(proto.send_continue)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server is gone
+                proto.loop.call_soon_threadsafe(proto.send_continue)
         if not self._chunks and not self._done:
             if self._cond is None:
                 self._cond = threading.Condition()

@@ -98,3 +98,37 @@ def test_a_handler_that_reads_gets_the_body_after_100_continue(address: tuple[st
         answer = _read_until(sock, b"hello")
         assert answer.startswith(b"HTTP/1.1 200 "), answer
         assert answer.endswith(b"\r\n\r\nhello")
+
+
+class Picky(Handler):
+    """Refuses a body over 3 bytes in ``handle_expect_100``, as stdlib code does (417), before ``do_POST``."""
+
+    def handle_expect_100(self) -> bool:
+        if int(self.headers.get("Content-Length", "0")) > 3:
+            self.send_response_only(417)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return False
+        return super().handle_expect_100()
+
+
+class ClassicPicky(Picky):
+    def handle(self) -> None:
+        super().handle()
+
+
+@pytest.mark.parametrize("handler", [Picky, ClassicPicky], ids=["handler class", "classic driver"])
+def test_handle_expect_100_overridden_refuses_or_lets_on(handler: type) -> None:
+    with run_http_server(http_server.HTTPServer, handler) as server:
+        address = server.server_address[:2]
+        with socket.create_connection(address, timeout=TIMEOUT) as sock:
+            sock.sendall(HEAD % b"echo")  # 5 bytes: refused before do_POST, the body never invited
+            answer = _read_until(sock, b"\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 417 "), answer
+            assert _read_until(sock, b"never") == b""
+        with socket.create_connection(address, timeout=TIMEOUT) as sock:
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+            assert _read_until(sock, b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(b"ok")
+            answer = _read_until(sock, b"\r\n\r\nok")
+            assert answer.startswith(b"HTTP/1.1 200 "), answer

@@ -361,6 +361,12 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         method = getattr(self, _DO_NAMES.get(command) or "do_" + command, None)
         if method is None:
             self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({request.method!r})")
+        elif (
+            request._body._continue
+            and type(self).handle_expect_100 is not BaseHTTPRequestHandler.handle_expect_100
+            and not self.handle_expect_100()
+        ):
+            pass  # refused by the handler's handle_expect_100 (a 417, say), as in the stdlib: no do_* call
         else:
             method()
         self.flush_headers()  # a head the handler did not end
@@ -679,7 +685,12 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         return True
 
     def handle_expect_100(self) -> bool:
-        """Answer ``Expect: 100-continue`` (``parse_request``): send ``100 Continue``; False refuses the request."""
+        """Answer ``Expect: 100-continue``: True lets the request on, False refuses it (after sending an answer,
+        ``send_error(417)`` say), as in the stdlib, which calls it before ``do_*``; so do the drivers when a
+        subclass overrides it. On a driver the ``100 Continue`` itself goes out when ``do_*`` first reads the
+        body; after ``parse_request`` it is sent here, as the stdlib does."""
+        if type(getattr(self, "_channel", None)) is not _HeadWriter and self._request is not None:
+            return True  # (on a driver)
         self.send_response_only(HTTPStatus.CONTINUE)
         self.end_headers()
         return True
@@ -758,18 +769,18 @@ def _next_event(conn: Connection, stream: Stream | _Files) -> Any:
 class _StreamBody:
     """The request body read straight from the socket (the classic driver).
 
-    ``continue_first``: the client waits for ``100 Continue`` (``Expect: 100-continue``); it is sent on the
+    ``_continue``: the client waits for ``100 Continue`` (``Expect: 100-continue``); it is sent on the
     first read, so a request answered without reading its body never has the body sent (as on the engine).
     """
 
-    def __init__(self, conn: Connection, stream: Stream | _Files, continue_first: bool = False) -> None:
+    def __init__(self, conn: Connection, stream: Stream | _Files, expect_continue: bool = False) -> None:
         self._conn, self._stream = conn, stream
         self.done = False
-        self.continue_first = continue_first
+        self._continue = expect_continue
 
     def read_blocking(self, timeout: float | None) -> bytes:
-        if self.continue_first:
-            self.continue_first = False
+        if self._continue:
+            self._continue = False
             if self._conn.our_state is _IDLE:
                 self._stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
         while not self.done:
@@ -846,7 +857,7 @@ class _StreamChannel:
 
     def reusable(self) -> bool:
         conn = self._conn
-        if self._closing or conn.our_state is not _DONE or self._body.continue_first:
+        if self._closing or conn.our_state is not _DONE or self._body._continue:
             return False  # (a body never invited with 100 Continue is not waited for: the connection closes)
         while conn.their_state is _SEND_BODY:  # drain what the handler did not read
             if not self._body.read_blocking(None) and self._body.done:
